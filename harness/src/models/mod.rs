@@ -1,0 +1,5 @@
+//! Models: the registry of real weights, their sources, and the backends that run them
+//! with per-layer activation capture.
+
+pub mod capture;
+pub mod device;
