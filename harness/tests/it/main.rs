@@ -1,0 +1,3 @@
+//! The one integration-test binary (ripgrep-style): each area is a module.
+
+mod common;
