@@ -1,11 +1,16 @@
 //! gapbench: measure threat classes that agent credentials cannot see.
 //!
 //! The pipeline reads in the module names: [`spec`] → [`models`] → probes → fingerprint →
-//! detect → [`record`] → figures. See the README's folder map and
-//! `shared/design/architecture.md`.
+//! detect → [`record`] → figures, driven by [`runner`] over the kinds in [`experiments`].
+//! See the README's folder map and `shared/design/architecture.md`.
 
+pub mod cli;
 pub mod error;
+pub mod experiments;
 pub mod models;
-
+pub mod progress;
+pub mod record;
+pub mod runner;
+pub mod spec;
 
 pub use error::{Error, Result};

@@ -1,3 +1,3 @@
 fn main() {
-    println!("gapbench");
+    std::process::exit(gapbench::cli::main());
 }

@@ -3,3 +3,6 @@
 
 pub mod capture;
 pub mod device;
+pub mod fetch;
+pub mod inspect;
+pub mod registry;

@@ -1,0 +1,99 @@
+//! Raw command-line arguments (clap derive). Nothing here is validated beyond syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// gapbench: measure model substitution, context compression and the obligation gap,
+/// reproducibly.
+#[derive(Debug, Parser)]
+#[command(name = "gapbench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v info, -vv debug, -vvv trace). GAPBENCH_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors; no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Model cache directory [default: $GAPBENCH_CACHE or ~/.cache/gapbench].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Model registry [default: datasets/models.toml in the project root].
+    #[arg(long, global = true, value_name = "FILE", env = "GAPBENCH_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Results directory [default: results/ in the project root].
+    #[arg(long, global = true, value_name = "DIR", env = "GAPBENCH_RESULTS")]
+    pub results: Option<PathBuf>,
+    /// Compute device: cpu, cuda:N (needs the `cuda` feature) or metal.
+    #[arg(long, global = true, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Worker threads for CPU compute [default: all cores]. Recorded in every run.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never use the network (the HF cache and local sources still work).
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment spec and write results/<experiment>/<run-id>/.
+    Run {
+        /// The experiment spec (TOML). Optional with --resume (the run's spec.json is used).
+        spec: Option<PathBuf>,
+        /// Continue an interrupted run in this directory, skipping finished items.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// Run only shard K of N (1-based), e.g. `--shard 2/8`; join shards with `merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+    },
+    /// Parse and resolve a spec; print the resolved spec and its hash.
+    Validate {
+        /// The experiment spec (TOML).
+        spec: PathBuf,
+    },
+    /// List experiment specs in experiments/ and their latest runs.
+    Ls {
+        /// Folder of specs [default: experiments/ in the project root].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Join the shard runs of one sharded experiment into one complete run.
+    Merge {
+        /// Shard run directories (all shards of one spec).
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+    },
+    /// The model registry: list, fetch and verify models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registry models and whether each is in the cache.
+    List,
+    /// Fetch models into the cache, verifying sha256; does nothing for cached models.
+    Fetch {
+        /// Registry model name.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Fetch every registry model.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Re-hash cached models against the registry pins (all when no name is given).
+    Verify {
+        /// Registry model name.
+        name: Option<String>,
+    },
+}

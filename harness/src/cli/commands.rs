@@ -1,0 +1,187 @@
+//! Validated configuration and the verbs. Each verb calls one library function and
+//! prints its result.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::args::{Command, GlobalArgs, ModelsCommand};
+use crate::error::{Error, Result};
+use crate::experiments::RunContext;
+use crate::models::fetch::{self, Cache, Fetched, FileState};
+use crate::models::registry::Registry;
+use crate::record::run::latest_run;
+use crate::record::Shard;
+use crate::runner::{self, RunOptions};
+
+/// Global options after validation.
+pub struct Config {
+    pub root: PathBuf,
+    pub registry_path: PathBuf,
+    pub results: PathBuf,
+    pub cache: Cache,
+    pub device: candle_core::Device,
+}
+
+impl Config {
+    pub fn from_args(args: &GlobalArgs) -> Result<Self> {
+        if let Some(n) = args.threads {
+            if n == 0 {
+                return Err(Error::input("--threads", "must be at least 1"));
+            }
+            // candle's CPU kernels and rayon both read this before their pools start.
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        }
+        let root = project_root();
+        Ok(Config {
+            registry_path: args.registry.clone().unwrap_or_else(|| root.join("datasets/models.toml")),
+            results: args.results.clone().unwrap_or_else(|| root.join("results")),
+            cache: Cache::new(args.cache_dir.clone(), args.offline),
+            device: crate::models::device::parse_device(&args.device)?,
+            root,
+        })
+    }
+
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::load(&self.registry_path)
+    }
+
+    fn context(&self, seed: u64) -> Result<RunContext> {
+        Ok(RunContext {
+            registry: self.registry()?,
+            cache: self.cache.clone(),
+            device: self.device.clone(),
+            seed,
+            root: self.root.clone(),
+        })
+    }
+}
+
+/// The nearest ancestor of the working directory holding `datasets/models.toml`, else
+/// the working directory itself.
+fn project_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors().find(|d| d.join("datasets/models.toml").is_file()).map(Path::to_path_buf).unwrap_or(cwd)
+}
+
+pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
+    match command {
+        Command::Run { spec, resume, shard } => run(config, spec, resume, shard),
+        Command::Validate { spec } => {
+            let exp = crate::spec::load(&spec, &config.registry()?)?;
+            let pretty = crate::record::canonical::to_pretty_json(&exp)?;
+            println!("{}", String::from_utf8_lossy(&pretty));
+            println!("spec_hash: {}", exp.hash()?);
+            Ok(0)
+        }
+        Command::Ls { dir } => ls(config, dir),
+        Command::Merge { runs } => {
+            let out = runner::merge(&runs, &config.results, &config.root)?;
+            println!("merged {} shards into {}", runs.len(), out.dir.path.display());
+            Ok(0)
+        }
+        Command::Models(m) => models(config, m),
+    }
+}
+
+fn run(config: &Config, spec: Option<PathBuf>, resume: Option<PathBuf>, shard: Option<String>) -> Result<i32> {
+    let registry = config.registry()?;
+    let exp = match (&spec, &resume) {
+        (Some(path), _) => crate::spec::load(path, &registry)?,
+        (None, Some(dir)) => crate::record::run::read_json(&dir.join("spec.json"))?,
+        (None, None) => return Err(Error::input("run", "give a SPEC, or --resume RUN_DIR")),
+    };
+    let shard = shard.map(|s| s.parse::<Shard>()).transpose()?;
+    let ctx = config.context(exp.seed)?;
+    let opts = RunOptions { results: config.results.clone(), resume, shard };
+    let out = runner::run(&exp, &ctx, &opts)?;
+    println!("run {} complete: {}", out.summary.run_id, out.dir.path.display());
+    for (k, v) in &out.summary.metrics {
+        println!("  {k} = {v}");
+    }
+    Ok(0)
+}
+
+fn ls(config: &Config, dir: Option<PathBuf>) -> Result<i32> {
+    let dir = dir.unwrap_or_else(|| config.root.join("experiments"));
+    let registry = config.registry()?;
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(Error::io(&dir))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    specs.sort();
+    println!("{:<28} {:<14} {:<40} {}", "SPEC", "KIND", "LATEST RUN", "DESCRIPTION");
+    for path in specs {
+        let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        match crate::spec::load(&path, &registry) {
+            Ok(exp) => {
+                let latest = latest_run(&config.results, &exp.name).map(|d| d.run_id()).unwrap_or_else(|_| "-".into());
+                println!("{:<28} {:<14} {:<40} {}", file, exp.kind().to_string(), latest, exp.description);
+            }
+            Err(e) => println!("{file:<28} INVALID: {e}"),
+        }
+    }
+    Ok(0)
+}
+
+fn models(config: &Config, command: ModelsCommand) -> Result<i32> {
+    let registry = config.registry()?;
+    match command {
+        ModelsCommand::List => {
+            println!("{:<30} {:<10} {:<8} {:<12} {:<7} SOURCES", "NAME", "FAMILY", "ARCH", "FORMAT", "CACHED");
+            for m in &registry.models {
+                let cached = m.files.iter().all(|f| config.cache.model_dir(&m.name).join(&f.path).is_file());
+                let sources: Vec<String> = m.sources.iter().map(|s| s.describe()).collect();
+                println!(
+                    "{:<30} {:<10} {:<8} {:<12} {:<7} {}",
+                    m.name,
+                    m.family,
+                    m.architecture,
+                    format!("{:?}", m.format).to_lowercase(),
+                    if cached { "yes" } else { "no" },
+                    sources.join(" > ")
+                );
+            }
+            Ok(0)
+        }
+        ModelsCommand::Fetch { name, all: _ } => {
+            let entries: Vec<_> = match &name {
+                Some(n) => vec![registry.get(n)?.clone()],
+                None => registry.models.clone(),
+            };
+            for entry in &entries {
+                let (dir, how) = fetch::fetch(entry, &registry, &config.cache)?;
+                match how {
+                    Fetched::Cached => println!("{}: cached and verified at {}", entry.name, dir.display()),
+                    Fetched::From(src) => println!("{}: fetched from {src} into {}", entry.name, dir.display()),
+                }
+            }
+            Ok(0)
+        }
+        ModelsCommand::Verify { name } => {
+            let entries: Vec<_> = match &name {
+                Some(n) => vec![registry.get(n)?.clone()],
+                None => registry.models.clone(),
+            };
+            let mut bad = 0;
+            for entry in &entries {
+                for (path, state) in fetch::verify(entry, &config.cache)? {
+                    let expected = &entry.files.iter().find(|f| f.path == path).expect("listed").sha256;
+                    match state {
+                        FileState::Ok => println!("ok        {}/{path}", entry.name),
+                        FileState::Missing => {
+                            bad += 1;
+                            println!("MISSING   {}/{path}  (run `gapbench models fetch {}`)", entry.name, entry.name)
+                        }
+                        FileState::Mismatch { actual } => {
+                            bad += 1;
+                            println!("MISMATCH  {}/{path}  expected {expected}, got {actual}", entry.name)
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Reading what a model file holds without running it: architecture, parameter count,
+//! tensor dtypes. GGUF through candle's gguf reader, safetensors through its header.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub architecture: String,
+    pub n_tensors: usize,
+    pub n_params: u64,
+    /// dtype name → number of tensors of that dtype.
+    pub tensor_dtypes: BTreeMap<String, usize>,
+    /// dtype name → number of parameters stored in that dtype.
+    pub params_by_dtype: BTreeMap<String, u64>,
+    /// A few structural facts (layers, width, context, vocabulary) where the file says.
+    pub facts: BTreeMap<String, u64>,
+}
+
+pub fn inspect_gguf(path: &Path) -> Result<Inventory> {
+    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF: {e}")))?;
+    let arch = match content.metadata.get("general.architecture") {
+        Some(v) => v.to_string().map_err(|e| Error::model(path, format!("general.architecture: {e}")))?.clone(),
+        None => return Err(Error::model(path, "no general.architecture in the metadata")),
+    };
+    let mut inv = Inventory {
+        architecture: arch.clone(),
+        n_tensors: content.tensor_infos.len(),
+        n_params: 0,
+        tensor_dtypes: BTreeMap::new(),
+        params_by_dtype: BTreeMap::new(),
+        facts: BTreeMap::new(),
+    };
+    for info in content.tensor_infos.values() {
+        let dtype = format!("{:?}", info.ggml_dtype).to_lowercase();
+        let n = info.shape.elem_count() as u64;
+        inv.n_params += n;
+        *inv.tensor_dtypes.entry(dtype.clone()).or_default() += 1;
+        *inv.params_by_dtype.entry(dtype).or_default() += n;
+    }
+    for key in ["block_count", "embedding_length", "context_length", "feed_forward_length", "attention.head_count"] {
+        if let Some(v) = content.metadata.get(&format!("{arch}.{key}")).and_then(|v| v.to_u64().ok().or(v.to_u32().ok().map(u64::from))) {
+            inv.facts.insert(key.replace('.', "_"), v);
+        }
+    }
+    if let Some(gguf_file::Value::Array(tokens)) = content.metadata.get("tokenizer.ggml.tokens") {
+        inv.facts.insert("vocab_size".into(), tokens.len() as u64);
+    }
+    Ok(inv)
+}
+
+/// A safetensors file plus the `config.json` beside it (architecture, sizes).
+pub fn inspect_safetensors(path: &Path) -> Result<Inventory> {
+    let file = std::fs::File::open(path).map_err(Error::io(path))?;
+    // SAFETY: the file is opened read-only and not modified while mapped.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&mmap)
+        .map_err(|e| Error::model(path, format!("not a readable safetensors file: {e}")))?;
+    let mut inv = Inventory {
+        architecture: String::new(),
+        n_tensors: 0,
+        n_params: 0,
+        tensor_dtypes: BTreeMap::new(),
+        params_by_dtype: BTreeMap::new(),
+        facts: BTreeMap::new(),
+    };
+    for (_, info) in meta.tensors() {
+        let dtype = format!("{:?}", info.dtype).to_lowercase();
+        let n: u64 = info.shape.iter().map(|&d| d as u64).product();
+        inv.n_tensors += 1;
+        inv.n_params += n;
+        *inv.tensor_dtypes.entry(dtype.clone()).or_default() += 1;
+        *inv.params_by_dtype.entry(dtype).or_default() += n;
+    }
+    let config_path = path.with_file_name("config.json");
+    if let Ok(text) = std::fs::read_to_string(&config_path) {
+        let config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::model(&config_path, format!("not JSON: {e}")))?;
+        inv.architecture = config["model_type"].as_str().unwrap_or_default().to_string();
+        for key in ["num_hidden_layers", "hidden_size", "max_position_embeddings", "intermediate_size", "num_attention_heads", "vocab_size"] {
+            if let Some(v) = config[key].as_u64() {
+                inv.facts.insert(key.into(), v);
+            }
+        }
+    }
+    Ok(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_model_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.gguf");
+        std::fs::write(&p, b"not a gguf file at all").unwrap();
+        let e = inspect_gguf(&p).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("bad.gguf"));
+        let p = dir.path().join("bad.safetensors");
+        std::fs::write(&p, [255u8; 16]).unwrap();
+        assert!(inspect_safetensors(&p).unwrap_err().to_string().contains("bad.safetensors"));
+    }
+}

@@ -1,0 +1,153 @@
+//! What a run record says about where and how it ran: git state, crate versions (from the
+//! Cargo.lock this binary was built with), target CPU, host, threads.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// The Cargo.lock this binary was built from, so records name the exact crate versions.
+const CARGO_LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
+
+/// Crates whose versions change numbers: recorded by name. The whole lock is hashed too.
+const RECORDED_CRATES: &[&str] = &[
+    "candle-core",
+    "candle-nn",
+    "candle-transformers",
+    "gemm",
+    "tokenizers",
+    "hf-hub",
+    "safetensors",
+    "half",
+    "rayon",
+    "serde_json",
+    "linfa",
+    "linfa-clustering",
+    "linfa-reduction",
+    "plotters",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCpu {
+    pub arch: String,
+    pub os: String,
+    pub model: Option<String>,
+    /// SIMD features this binary was compiled to use.
+    pub compiled_features: Vec<String>,
+    pub logical_cpus: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub gapbench_version: String,
+    pub git: GitState,
+    pub crate_versions: BTreeMap<String, String>,
+    pub cargo_lock_sha256: String,
+    pub target_cpu: TargetCpu,
+    pub host: Option<String>,
+    pub threads: usize,
+    pub build_profile: String,
+}
+
+impl Environment {
+    /// Capture the environment; `repo` is where to ask git (the results' working tree).
+    pub fn capture(repo: &Path) -> Self {
+        Environment {
+            gapbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            git: git_state(repo),
+            crate_versions: crate_versions(),
+            cargo_lock_sha256: crate::record::canonical::sha256_hex(CARGO_LOCK.as_bytes()),
+            target_cpu: target_cpu(),
+            host: hostname(),
+            threads: rayon::current_num_threads(),
+            build_profile: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
+        }
+    }
+}
+
+pub fn crate_versions() -> BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct Lock {
+        package: Vec<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+        version: String,
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(lock) = toml::from_str::<Lock>(CARGO_LOCK) {
+        for p in lock.package {
+            if RECORDED_CRATES.contains(&p.name.as_str()) {
+                // Two versions of one crate: keep both, comma-separated.
+                out.entry(p.name)
+                    .and_modify(|v: &mut String| {
+                        v.push(',');
+                        v.push_str(&p.version)
+                    })
+                    .or_insert(p.version);
+            }
+        }
+    }
+    out
+}
+
+fn git_state(repo: &Path) -> GitState {
+    let run = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").arg("-C").arg(repo).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "HEAD"]);
+    // Untracked results being written by this very run must not count as dirt.
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| run(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
+    GitState { commit, dirty }
+}
+
+fn target_cpu() -> TargetCpu {
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let mut features = Vec::new();
+    macro_rules! feat {
+        ($($f:literal),*) => {$( if cfg!(target_feature = $f) { features.push($f.to_string()); } )*};
+    }
+    feat!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "neon", "fp16");
+    TargetCpu {
+        arch: std::env::consts::ARCH.into(),
+        os: std::env::consts::OS.into(),
+        model,
+        compiled_features: features,
+        logical_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crate_versions_come_from_the_lock() {
+        let v = super::crate_versions();
+        assert_eq!(v.get("candle-core").map(String::as_str), Some("0.11.1"));
+        assert!(v.contains_key("tokenizers"));
+    }
+}
