@@ -44,7 +44,8 @@ pub fn run(exp: &Experiment, ctx: &RunContext, opts: &RunOptions) -> Result<RunO
         .collect();
     let done_ids: BTreeSet<&str> = done.iter().map(|s| s.item.as_str()).collect();
     let todo: Vec<&String> = assigned.iter().filter(|i| !done_ids.contains(i.as_str())).collect();
-    record.items = ItemCounts { total: items.len(), assigned: assigned.len(), resumed: assigned.len() - todo.len() };
+    record.items =
+        ItemCounts { total: items.len(), assigned: assigned.len(), resumed: assigned.len() - todo.len() };
     dir.write_record(&record)?;
 
     let clock = Instant::now();
@@ -142,7 +143,10 @@ fn summarise(exp: &Experiment, dir: &RunDir, spec_hash: &str, samples: &[Sample]
     let metrics = instantiate(&exp.params).summarise(samples)?;
     let (finite, undefined): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|(_, v)| v.is_finite());
     if !undefined.is_empty() {
-        tracing::warn!("metrics without a finite value are left out: {:?}", undefined.iter().map(|(k, _)| k).collect::<Vec<_>>());
+        tracing::warn!(
+            "metrics without a finite value are left out: {:?}",
+            undefined.iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
     }
     let summary = Summary {
         experiment: exp.name.clone(),
@@ -154,7 +158,13 @@ fn summarise(exp: &Experiment, dir: &RunDir, spec_hash: &str, samples: &[Sample]
     Ok(summary)
 }
 
-fn finish(dir: &RunDir, record: &mut Record, clock: Instant, status: RunStatus, error: Option<String>) -> Result<()> {
+fn finish(
+    dir: &RunDir,
+    record: &mut Record,
+    clock: Instant,
+    status: RunStatus,
+    error: Option<String>,
+) -> Result<()> {
     record.status = status;
     record.error = error;
     record.ended_at = Some(Utc::now());
@@ -174,7 +184,10 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
         let dir = RunDir::new(path);
         let other: Experiment = read_json(&dir.spec())?;
         if other.hash()? != spec_hash {
-            return Err(Error::input(path.display().to_string(), "made from a different spec than the first shard"));
+            return Err(Error::input(
+                path.display().to_string(),
+                "made from a different spec than the first shard",
+            ));
         }
         let record = dir.read_record()?;
         if record.status != RunStatus::Complete {
@@ -186,7 +199,10 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
     let samples = order_samples(samples, &items)
         .map_err(|e| Error::input("merge", format!("shards overlap or do not match the spec: {e}")))?;
     if samples.len() != items.len() {
-        return Err(Error::input("merge", format!("shards cover {} of {} items", samples.len(), items.len())));
+        return Err(Error::input(
+            "merge",
+            format!("shards cover {} of {} items", samples.len(), items.len()),
+        ));
     }
     let (dir, run_id) = RunDir::create(results, &exp.name, &spec_hash, "-merged")?;
     crate::record::atomic::write_json_atomic(&dir.spec(), &exp)?;

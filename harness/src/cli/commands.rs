@@ -83,7 +83,12 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
     }
 }
 
-fn run(config: &Config, spec: Option<PathBuf>, resume: Option<PathBuf>, shard: Option<String>) -> Result<i32> {
+fn run(
+    config: &Config,
+    spec: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    shard: Option<String>,
+) -> Result<i32> {
     let registry = config.registry()?;
     let exp = match (&spec, &resume) {
         (Some(path), _) => crate::spec::load(path, &registry)?,
@@ -116,7 +121,8 @@ fn ls(config: &Config, dir: Option<PathBuf>) -> Result<i32> {
         let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         match crate::spec::load(&path, &registry) {
             Ok(exp) => {
-                let latest = latest_run(&config.results, &exp.name).map(|d| d.run_id()).unwrap_or_else(|_| "-".into());
+                let latest =
+                    latest_run(&config.results, &exp.name).map(|d| d.run_id()).unwrap_or_else(|_| "-".into());
                 println!("{:<28} {:<14} {:<40} {}", file, exp.kind().to_string(), latest, exp.description);
             }
             Err(e) => println!("{file:<28} INVALID: {e}"),
@@ -129,7 +135,10 @@ fn models(config: &Config, command: ModelsCommand) -> Result<i32> {
     let registry = config.registry()?;
     match command {
         ModelsCommand::List => {
-            println!("{:<30} {:<10} {:<8} {:<12} {:<7} SOURCES", "NAME", "FAMILY", "ARCH", "FORMAT", "CACHED");
+            println!(
+                "{:<30} {:<10} {:<8} {:<12} {:<7} SOURCES",
+                "NAME", "FAMILY", "ARCH", "FORMAT", "CACHED"
+            );
             for m in &registry.models {
                 let cached = m.files.iter().all(|f| config.cache.model_dir(&m.name).join(&f.path).is_file());
                 let sources: Vec<String> = m.sources.iter().map(|s| s.describe()).collect();
@@ -154,7 +163,9 @@ fn models(config: &Config, command: ModelsCommand) -> Result<i32> {
                 let (dir, how) = fetch::fetch(entry, &registry, &config.cache)?;
                 match how {
                     Fetched::Cached => println!("{}: cached and verified at {}", entry.name, dir.display()),
-                    Fetched::From(src) => println!("{}: fetched from {src} into {}", entry.name, dir.display()),
+                    Fetched::From(src) => {
+                        println!("{}: fetched from {src} into {}", entry.name, dir.display())
+                    }
                 }
             }
             Ok(0)
@@ -172,7 +183,10 @@ fn models(config: &Config, command: ModelsCommand) -> Result<i32> {
                         FileState::Ok => println!("ok        {}/{path}", entry.name),
                         FileState::Missing => {
                             bad += 1;
-                            println!("MISSING   {}/{path}  (run `gapbench models fetch {}`)", entry.name, entry.name)
+                            println!(
+                                "MISSING   {}/{path}  (run `gapbench models fetch {}`)",
+                                entry.name, entry.name
+                            )
                         }
                         FileState::Mismatch { actual } => {
                             bad += 1;

@@ -38,7 +38,9 @@ pub fn resolve(raw: Option<Spanned<RawInventory>>, src: &SpecSource, registry: &
         Some(names) => {
             let mut out = Vec::new();
             for n in names {
-                let entry = registry.get(n.get_ref()).map_err(|e| src.error_at(n.span(), format!("field `models`: {e}")))?;
+                let entry = registry
+                    .get(n.get_ref())
+                    .map_err(|e| src.error_at(n.span(), format!("field `models`: {e}")))?;
                 out.push(entry.clone());
             }
             out
@@ -60,7 +62,11 @@ impl Inventory {
     }
 
     fn entry(&self, name: &str) -> Result<&ModelEntry> {
-        self.params.models.iter().find(|m| m.name == name).ok_or_else(|| Error::run(format!("unknown item `{name}`")))
+        self.params
+            .models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::run(format!("unknown item `{name}`")))
     }
 }
 
@@ -96,7 +102,10 @@ impl ExperimentKind for Inventory {
         if inventory.architecture != entry.architecture {
             return Err(Error::model(
                 &primary,
-                format!("registry says architecture `{}`, the file says `{}`", entry.architecture, inventory.architecture),
+                format!(
+                    "registry says architecture `{}`, the file says `{}`",
+                    entry.architecture, inventory.architecture
+                ),
             ));
         }
         let mut files = BTreeMap::new();
@@ -121,8 +130,8 @@ impl ExperimentKind for Inventory {
         m.insert("models.count".into(), samples.len() as f64);
         let mut total = 0u64;
         for s in samples {
-            let inv: InventorySample =
-                serde_json::from_value(s.output.clone()).map_err(|e| Error::run(format!("sample `{}`: {e}", s.item)))?;
+            let inv: InventorySample = serde_json::from_value(s.output.clone())
+                .map_err(|e| Error::run(format!("sample `{}`: {e}", s.item)))?;
             let key = |k: &str| format!("models.{}.{k}", inv.name);
             total += inv.inventory.n_params;
             m.insert(key("params"), inv.inventory.n_params as f64);

@@ -24,9 +24,12 @@ pub struct Inventory {
 
 pub fn inspect_gguf(path: &Path) -> Result<Inventory> {
     let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF: {e}")))?;
+    let content = gguf_file::Content::read(&mut f)
+        .map_err(|e| Error::model(path, format!("not a readable GGUF: {e}")))?;
     let arch = match content.metadata.get("general.architecture") {
-        Some(v) => v.to_string().map_err(|e| Error::model(path, format!("general.architecture: {e}")))?.clone(),
+        Some(v) => {
+            v.to_string().map_err(|e| Error::model(path, format!("general.architecture: {e}")))?.clone()
+        }
         None => return Err(Error::model(path, "no general.architecture in the metadata")),
     };
     let mut inv = Inventory {
@@ -44,8 +47,14 @@ pub fn inspect_gguf(path: &Path) -> Result<Inventory> {
         *inv.tensor_dtypes.entry(dtype.clone()).or_default() += 1;
         *inv.params_by_dtype.entry(dtype).or_default() += n;
     }
-    for key in ["block_count", "embedding_length", "context_length", "feed_forward_length", "attention.head_count"] {
-        if let Some(v) = content.metadata.get(&format!("{arch}.{key}")).and_then(|v| v.to_u64().ok().or(v.to_u32().ok().map(u64::from))) {
+    for key in
+        ["block_count", "embedding_length", "context_length", "feed_forward_length", "attention.head_count"]
+    {
+        if let Some(v) = content
+            .metadata
+            .get(&format!("{arch}.{key}"))
+            .and_then(|v| v.to_u64().ok().or(v.to_u32().ok().map(u64::from)))
+        {
             inv.facts.insert(key.replace('.', "_"), v);
         }
     }
@@ -83,7 +92,14 @@ pub fn inspect_safetensors(path: &Path) -> Result<Inventory> {
         let config: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::model(&config_path, format!("not JSON: {e}")))?;
         inv.architecture = config["model_type"].as_str().unwrap_or_default().to_string();
-        for key in ["num_hidden_layers", "hidden_size", "max_position_embeddings", "intermediate_size", "num_attention_heads", "vocab_size"] {
+        for key in [
+            "num_hidden_layers",
+            "hidden_size",
+            "max_position_embeddings",
+            "intermediate_size",
+            "num_attention_heads",
+            "vocab_size",
+        ] {
             if let Some(v) = config[key].as_u64() {
                 inv.facts.insert(key.into(), v);
             }

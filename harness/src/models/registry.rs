@@ -127,15 +127,26 @@ impl Registry {
                 return Err(err("field `sources` is empty".into()));
             }
             for f in &e.files {
-                if f.sha256.len() != 64 || !f.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-                    return Err(err(format!("file `{}`: field `sha256` must be 64 lowercase hex digits", f.path)));
+                if f.sha256.len() != 64
+                    || !f.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                {
+                    return Err(err(format!(
+                        "file `{}`: field `sha256` must be 64 lowercase hex digits",
+                        f.path
+                    )));
                 }
                 if f.path.is_empty() || f.path.starts_with('/') || f.path.split('/').any(|p| p == "..") {
-                    return Err(err(format!("file `{}`: field `path` must be relative, without `..`", f.path)));
+                    return Err(err(format!(
+                        "file `{}`: field `path` must be relative, without `..`",
+                        f.path
+                    )));
                 }
             }
         }
-        Ok(Registry { path: path.to_path_buf(), models: raw.models.into_iter().map(Spanned::into_inner).collect() })
+        Ok(Registry {
+            path: path.to_path_buf(),
+            models: raw.models.into_iter().map(Spanned::into_inner).collect(),
+        })
     }
 
     pub fn get(&self, name: &str) -> Result<&ModelEntry> {

@@ -39,7 +39,10 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
                 tracing::warn!("{}: dropping a torn last line; its item will run again", path.display())
             }
             Err(e) => {
-                return Err(Error::input(format!("{}:{}", path.display(), i + 1), format!("not a sample: {e}")))
+                return Err(Error::input(
+                    format!("{}:{}", path.display(), i + 1),
+                    format!("not a sample: {e}"),
+                ))
             }
         }
     }
@@ -50,8 +53,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
 pub fn append_sample(path: &Path, sample: &Sample) -> Result<()> {
     let mut line = to_canonical_json(sample)?;
     line.push(b'\n');
-    let mut f =
-        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(Error::io(path))?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(Error::io(path))?;
     f.write_all(&line).map_err(Error::io(path))?;
     f.sync_data().map_err(Error::io(path))
 }

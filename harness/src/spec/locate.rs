@@ -25,7 +25,9 @@ impl<'a> SpecSource<'a> {
             let message = e.message().trim().to_string();
             let (line, col) = e.span().map(|s| self.line_col(s.start)).unwrap_or((1, 1));
             let message = match self.key_at(e.span()) {
-                Some(key) if !message.contains('`') => format!("field `{key}`: {message}"),
+                // "unknown/missing field `x`" already names its field (and the span of a
+                // missing field points at its table, not at a key).
+                Some(key) if !message.contains(" field `") => format!("field `{key}`: {message}"),
                 _ => message,
             };
             Error::Spec { file: self.path.clone(), line, col, message }

