@@ -1,4 +1,5 @@
 //! The one integration-test binary (ripgrep-style): each area is a module.
 
+mod bert;
 mod common;
 mod foundation;
