@@ -83,9 +83,9 @@ impl TokenBatch {
         let mut mask = Vec::with_capacity(b * t);
         for s in &self.sequences {
             ids.extend_from_slice(s);
-            ids.extend(std::iter::repeat(pad_id).take(t - s.len()));
-            mask.extend(std::iter::repeat(1f32).take(s.len()));
-            mask.extend(std::iter::repeat(0f32).take(t - s.len()));
+            ids.extend(std::iter::repeat_n(pad_id, t - s.len()));
+            mask.extend(std::iter::repeat_n(1f32, s.len()));
+            mask.extend(std::iter::repeat_n(0f32, t - s.len()));
         }
         let ids = Tensor::from_vec(ids, (b, t), device).ctx("padding token ids")?;
         let mask = Tensor::from_vec(mask, (b, t), device).ctx("building attention mask")?;
