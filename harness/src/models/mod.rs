@@ -3,3 +3,5 @@
 
 pub mod capture;
 pub mod device;
+pub mod gguf_llama;
+pub mod tokenizer;
