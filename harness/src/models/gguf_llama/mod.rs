@@ -37,7 +37,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::capture::{self, Capture, CaptureModel, CaptureRequest, ModelInfo, TokenBatch};
+use crate::models::capture::{self, Capture, CaptureModel, CaptureRequest, ModelInfo, Pooling, TokenBatch};
 use quantized_llama::{Compute, ModelWeights};
 
 /// A ggml type a model can be re-quantized to.
@@ -432,17 +432,38 @@ impl CaptureModel for GgufLlama {
         let deepest = req.deepest_block(n_blocks);
         let (ids, _mask) = batch.padded(self.pad_id, &self.device)?;
         let lengths = batch.lengths();
+        // Logits are read pooled: project the pooled final-norm rows instead of every
+        // position when that gives the same numbers. Last pooling picks rows, so it is
+        // exact (and is what upstream `forward` does); mean pooling commutes with a dense
+        // f32 head up to rounding. Otherwise project every position, then pool.
+        let n_final = n_blocks + 1;
+        let project_pooled = req.logits
+            && match req.pooling {
+                Pooling::Last => true,
+                Pooling::Mean => self.model.output_is_dense_f32(),
+                Pooling::All => false,
+            };
+        let keep = |i: usize| req.wants(i) || (project_pooled && i == n_final);
         let fwd = self
             .model
-            .forward_capture(&ids, deepest, &|i| req.wants(i), req.logits)
+            .forward_capture(&ids, deepest, &keep, req.logits && !project_pooled)
             .ctx(format!("forward of {}", self.path.display()))?;
         let mut layers = BTreeMap::new();
         for (i, h) in fwd.residuals {
             layers.insert(i, capture::pool(&h, &lengths, req.pooling)?);
         }
-        let logits = match fwd.logits {
-            Some(l) => Some(capture::pool(&l, &lengths, req.pooling)?),
-            None => None,
+        let logits = if project_pooled {
+            let normed = layers.get(&n_final).ok_or_else(|| Error::run("capture: final norm missing"))?;
+            let l = self.model.project(normed).ctx(format!("output head of {}", self.path.display()))?;
+            if !req.wants(n_final) {
+                layers.remove(&n_final);
+            }
+            Some(l)
+        } else {
+            match fwd.logits {
+                Some(l) => Some(capture::pool(&l, &lengths, req.pooling)?),
+                None => None,
+            }
         };
         Ok(Capture { lengths, pooling: req.pooling, layers, logits })
     }

@@ -15,6 +15,8 @@
 //!   new [`ModelWeights::from_gguf_with`], which takes the compute mode and a per-tensor
 //!   `prep` hook (used to re-quantize weights) and builds the RoPE table for the model's
 //!   context length instead of the fixed `MAX_SEQ_LEN` of 4096.
+//! - For dense compute, the q/k/v projections and the gate/up projections are each fused
+//!   into one matmul (`Parallel`); quantized compute keeps them apart as upstream.
 //! - The legacy GGML loader (`from_ggml`) and the Metal SDPA branch are dropped.
 //! - The body of one block moved into `LayerWeights::forward_block` so that the upstream
 //!   `forward` (last-position logits, KV cache) and the new
@@ -64,6 +66,24 @@ impl Linear {
             Compute::F32 => Self::Dense(qtensor.dequantize(&device)?),
             Compute::F16 => Self::Dense(qtensor.dequantize_f16(&device)?),
         })
+    }
+
+    /// Stack dense weights that read the same input into one `[sum(out), in]` weight, so
+    /// that one gemm replaces several (fewer parallel regions, better tiling). `None` when
+    /// any part is quantized: quantized kernels stay per tensor, as upstream.
+    fn fuse(parts: &[&Linear]) -> Result<Option<(Linear, Vec<usize>)>> {
+        let mut ws = Vec::with_capacity(parts.len());
+        for p in parts {
+            match p {
+                Self::Dense(w) => ws.push(w),
+                Self::Quantized(_) => return Ok(None),
+            }
+        }
+        if ws.windows(2).any(|w| w[0].dtype() != w[1].dtype() || w[0].dim(1).ok() != w[1].dim(1).ok()) {
+            return Ok(None);
+        }
+        let sizes = ws.iter().map(|w| w.dim(0)).collect::<Result<Vec<_>>>()?;
+        Ok(Some((Self::Dense(Tensor::cat(&ws, 0)?), sizes)))
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
@@ -158,18 +178,58 @@ mod utils {
     }
 }
 
+/// Linear layers that read the same input: kept apart (quantized) or fused (dense).
+#[derive(Debug, Clone)]
+enum Parallel {
+    Separate(Vec<Linear>),
+    Fused { linear: Linear, sizes: Vec<usize> },
+}
+
+impl Parallel {
+    fn new(parts: Vec<Linear>) -> Result<Self> {
+        let refs: Vec<&Linear> = parts.iter().collect();
+        Ok(match Linear::fuse(&refs)? {
+            Some((linear, sizes)) => Self::Fused { linear, sizes },
+            None => Self::Separate(parts),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Separate(parts) => parts.iter().map(|l| l.forward(xs)).collect(),
+            Self::Fused { linear, sizes } => {
+                let y = linear.forward(xs)?;
+                let last = y.rank() - 1;
+                let mut start = 0;
+                let mut outs = Vec::with_capacity(sizes.len());
+                for &n in sizes {
+                    outs.push(y.narrow(last, start, n)?);
+                    start += n;
+                }
+                Ok(outs)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Mlp {
-    feed_forward_w1: Linear,
+    /// `[feed_forward_w1 (gate), feed_forward_w3 (up)]`.
+    gate_up: Parallel,
     feed_forward_w2: Linear,
-    feed_forward_w3: Linear,
+}
+
+impl Mlp {
+    fn new(w1: Linear, w2: Linear, w3: Linear) -> Result<Self> {
+        Ok(Self { gate_up: Parallel::new(vec![w1, w3])?, feed_forward_w2: w2 })
+    }
 }
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let w1 = self.feed_forward_w1.forward(xs)?;
-        let w3 = self.feed_forward_w3.forward(xs)?;
-        self.feed_forward_w2.forward(&(candle_nn::ops::silu(&w1)? * w3)?)
+        let gu = self.gate_up.forward(xs)?;
+        let (w1, w3) = (&gu[0], &gu[1]);
+        self.feed_forward_w2.forward(&(candle_nn::ops::silu(w1)? * w3)?)
     }
 }
 
@@ -238,9 +298,8 @@ impl Module for MlpOrMoe {
 
 #[derive(Debug, Clone)]
 struct LayerWeights {
-    attention_wq: Linear,
-    attention_wk: Linear,
-    attention_wv: Linear,
+    /// `[attention_wq, attention_wk, attention_wv]`.
+    attention_qkv: Parallel,
     attention_wo: Linear,
     attention_norm: RmsNorm,
     mlp_or_moe: MlpOrMoe,
@@ -285,9 +344,8 @@ impl LayerWeights {
         use_cache: bool,
     ) -> Result<Tensor> {
         let (b_sz, seq_len, n_embd) = x.dims3()?;
-        let q = self.attention_wq.forward(x)?;
-        let k = self.attention_wk.forward(x)?;
-        let v = self.attention_wv.forward(x)?;
+        let qkv = self.attention_qkv.forward(x)?;
+        let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
 
         let q = q.reshape((b_sz, seq_len, self.n_head, self.head_dim))?.transpose(1, 2)?;
         let k = k.reshape((b_sz, seq_len, self.n_kv_head, self.head_dim))?.transpose(1, 2)?;
@@ -516,11 +574,11 @@ impl ModelWeights {
                 let feed_forward_w1 = tensor(&format!("{prefix}.ffn_gate.weight"))?;
                 let feed_forward_w2 = tensor(&format!("{prefix}.ffn_down.weight"))?;
                 let feed_forward_w3 = tensor(&format!("{prefix}.ffn_up.weight"))?;
-                MlpOrMoe::Mlp(Mlp {
-                    feed_forward_w1: linear(feed_forward_w1)?,
-                    feed_forward_w2: linear(feed_forward_w2)?,
-                    feed_forward_w3: linear(feed_forward_w3)?,
-                })
+                MlpOrMoe::Mlp(Mlp::new(
+                    linear(feed_forward_w1)?,
+                    linear(feed_forward_w2)?,
+                    linear(feed_forward_w3)?,
+                )?)
             } else {
                 let feed_forward_gate_inp = tensor(&format!("{prefix}.ffn_gate_inp.weight"))?;
                 let mut experts = Vec::with_capacity(n_expert);
@@ -528,11 +586,11 @@ impl ModelWeights {
                     let feed_forward_w1 = tensor(&format!("{prefix}.ffn_gate.{i}.weight"))?;
                     let feed_forward_w2 = tensor(&format!("{prefix}.ffn_down.{i}.weight"))?;
                     let feed_forward_w3 = tensor(&format!("{prefix}.ffn_up.{i}.weight"))?;
-                    experts.push(Mlp {
-                        feed_forward_w1: linear(feed_forward_w1)?,
-                        feed_forward_w2: linear(feed_forward_w2)?,
-                        feed_forward_w3: linear(feed_forward_w3)?,
-                    })
+                    experts.push(Mlp::new(
+                        linear(feed_forward_w1)?,
+                        linear(feed_forward_w2)?,
+                        linear(feed_forward_w3)?,
+                    )?)
                 }
                 MlpOrMoe::MoE {
                     n_expert_used,
@@ -543,9 +601,11 @@ impl ModelWeights {
             let attention_norm = tensor(&format!("{prefix}.attn_norm.weight"))?;
             let ffn_norm = tensor(&format!("{prefix}.ffn_norm.weight"))?;
             layers.push(LayerWeights {
-                attention_wq: linear(attention_wq)?,
-                attention_wk: linear(attention_wk)?,
-                attention_wv: linear(attention_wv)?,
+                attention_qkv: Parallel::new(vec![
+                    linear(attention_wq)?,
+                    linear(attention_wk)?,
+                    linear(attention_wv)?,
+                ])?,
                 attention_wo: linear(attention_wo)?,
                 attention_norm: RmsNorm::from_qtensor(attention_norm, rms_norm_eps)?,
                 mlp_or_moe,
@@ -612,9 +672,10 @@ impl ModelWeights {
 
     /// Capture forward over a right-padded batch `ids: [batch, len]`: position 0, no KV
     /// cache, causal mask only (padding sits to the right of every real token, so no real
-    /// token attends to it). Runs `deepest_block` blocks, then the final norm and the output
-    /// head only when `logits` is set (which requires `deepest_block == n_blocks`).
-    /// `keep(i)` selects the residual indices returned.
+    /// token attends to it). Runs `deepest_block` blocks; `keep(i)` selects the residual
+    /// indices returned. The final norm runs when `keep(n_blocks + 1)` or `logits`, the
+    /// output head over every position only when `logits` (both need
+    /// `deepest_block == n_blocks`).
     pub fn forward_capture(
         &mut self,
         ids: &Tensor,
@@ -623,8 +684,11 @@ impl ModelWeights {
         logits: bool,
     ) -> Result<CapturedForward> {
         let n_blocks = self.layers.len();
-        if deepest_block > n_blocks || (logits && deepest_block != n_blocks) {
-            candle_core::bail!("capture: deepest block {deepest_block} of {n_blocks}, logits {logits}")
+        let final_norm = keep(n_blocks + 1) || logits;
+        if deepest_block > n_blocks || (final_norm && deepest_block != n_blocks) {
+            candle_core::bail!(
+                "capture: deepest block {deepest_block} of {n_blocks}, but the final norm is needed"
+            )
         }
         let (_b_sz, seq_len) = ids.dims2()?;
         let mask = if seq_len == 1 { None } else { Some(self.mask(seq_len, 0, ids.device())?) };
@@ -640,7 +704,7 @@ impl ModelWeights {
             }
         }
         let mut out_logits = None;
-        if deepest_block == n_blocks && (logits || keep(n_blocks + 1)) {
+        if final_norm {
             let normed = self.norm.forward(&h)?;
             if logits {
                 out_logits = Some(self.output.forward(&normed)?);
@@ -650,5 +714,18 @@ impl ModelWeights {
             }
         }
         Ok(CapturedForward { residuals, logits: out_logits })
+    }
+
+    /// The output head on final-norm activations of any shape `[.., dim]` (e.g. already
+    /// pooled rows, which is how upstream `forward` projects only the last position).
+    pub fn project(&self, normed: &Tensor) -> Result<Tensor> {
+        self.output.forward(normed)
+    }
+
+    /// True when the output head is a dense f32 matmul, i.e. linear in its input up to
+    /// float rounding, so the mean of the logits equals the logits of the mean.
+    /// Quantized heads are not: each input row is quantized to 8 bits first.
+    pub fn output_is_dense_f32(&self) -> bool {
+        matches!(&self.output, Linear::Dense(w) if w.dtype() == DType::F32)
     }
 }
