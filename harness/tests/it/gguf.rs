@@ -123,7 +123,9 @@ fn f32_matches_transformers_reference() {
     let got: Vec<f64> = logits[..16].iter().map(|&x| x as f64).collect();
     let e = rel_err(&got, &f64s(&fx["logits_first16"]));
     assert!(e <= 1e-3, "logits rel err {e}");
-    println!("f32 vs transformers: worst rel err norms {worst_norm:.2e}, values {worst_vals:.2e}, logits {e:.2e}");
+    println!(
+        "f32 vs transformers: worst rel err norms {worst_norm:.2e}, values {worst_vals:.2e}, logits {e:.2e}"
+    );
     assert_eq!(argmax(&logits), BERLIN);
     let p = softmax_prob(&logits, BERLIN);
     let want = fx["top5"][0]["prob"].as_f64().unwrap();
