@@ -7,3 +7,5 @@ pub mod device;
 pub mod fetch;
 pub mod inspect;
 pub mod registry;
+pub mod gguf_llama;
+pub mod tokenizer;

@@ -3,3 +3,4 @@
 mod bert;
 mod common;
 mod foundation;
+mod gguf;
