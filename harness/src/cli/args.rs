@@ -73,6 +73,29 @@ pub enum Command {
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
     },
+    /// Run a registry model on a text; print per-layer residual-stream statistics and the
+    /// top next tokens.
+    Capture {
+        /// Registry model name (fetched first if needed).
+        #[arg(long)]
+        model: String,
+        /// The text to run.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Read the text from a file instead.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// GGUF weight mode: shipped (as stored), f32, f16, requant-<type>[-f32] with type in
+        /// q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k.
+        #[arg(long, default_value = "f32")]
+        weights: String,
+        /// How many next tokens to print.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The model registry: list, fetch and verify models.
     #[command(subcommand)]
     Models(ModelsCommand),

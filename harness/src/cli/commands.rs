@@ -80,6 +80,9 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
             Ok(0)
         }
         Command::Models(m) => models(config, m),
+        Command::Capture { model, text, file, weights, top_k, json } => {
+            capture(config, &model, text, file, &weights, top_k, json)
+        }
     }
 }
 
@@ -198,4 +201,51 @@ fn models(config: &Config, command: ModelsCommand) -> Result<i32> {
             Ok(if bad == 0 { 0 } else { 1 })
         }
     }
+}
+
+fn capture(
+    config: &Config,
+    model: &str,
+    text: Option<String>,
+    file: Option<PathBuf>,
+    weights: &str,
+    top_k: usize,
+    json: bool,
+) -> Result<i32> {
+    let text = match (text, file) {
+        (Some(t), _) => t,
+        (None, Some(f)) => {
+            std::fs::read_to_string(&f).map_err(|e| Error::input(f.display().to_string(), e.to_string()))?
+        }
+        (None, None) => return Err(Error::input("capture", "give --text or --file")),
+    };
+    let weights: crate::models::gguf_llama::WeightMode =
+        weights.parse().map_err(|e: String| Error::input("--weights", e))?;
+    let registry = config.registry()?;
+    let entry = registry.get(model)?;
+    let (dir, _) = fetch::fetch(entry, &registry, &config.cache)?;
+    let mut loaded = crate::models::load::load(entry, &dir, weights, &config.device)?;
+    let out = crate::models::text_capture::capture_text(&mut loaded, &text, top_k)?;
+    if json {
+        println!("{}", String::from_utf8_lossy(&crate::record::canonical::to_pretty_json(&out)?));
+        return Ok(0);
+    }
+    println!("model {} ({} weights), {} tokens", out.model, out.weights, out.token_ids.len());
+    println!(
+        "{:>5}  {:<12} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "index", "layer", "last ‖h‖", "mean ‖h‖", "mean", "std", "max |h|"
+    );
+    for l in &out.layers {
+        println!(
+            "{:>5}  {:<12} {:>12.4} {:>12.4} {:>10.4} {:>10.4} {:>10.3}",
+            l.index, l.label, l.last_token_norm, l.mean_token_norm, l.mean, l.std, l.max_abs
+        );
+    }
+    if !out.next_tokens.is_empty() {
+        println!("top {} next tokens:", out.next_tokens.len());
+        for t in &out.next_tokens {
+            println!("  {:>6}  {:<16} p={:.4}  logit={:.3}", t.id, format!("{:?}", t.text), t.prob, t.logit);
+        }
+    }
+    Ok(0)
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -22,46 +21,23 @@ pub struct Inventory {
     pub facts: BTreeMap<String, u64>,
 }
 
+/// A GGUF file, summarised by the GGUF backend's header reader.
 pub fn inspect_gguf(path: &Path) -> Result<Inventory> {
-    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
-    let content = gguf_file::Content::read(&mut f)
-        .map_err(|e| Error::model(path, format!("not a readable GGUF: {e}")))?;
-    let arch = match content.metadata.get("general.architecture") {
-        Some(v) => {
-            v.to_string().map_err(|e| Error::model(path, format!("general.architecture: {e}")))?.clone()
-        }
-        None => return Err(Error::model(path, "no general.architecture in the metadata")),
-    };
-    let mut inv = Inventory {
-        architecture: arch.clone(),
-        n_tensors: content.tensor_infos.len(),
-        n_params: 0,
-        tensor_dtypes: BTreeMap::new(),
-        params_by_dtype: BTreeMap::new(),
-        facts: BTreeMap::new(),
-    };
-    for info in content.tensor_infos.values() {
-        let dtype = format!("{:?}", info.ggml_dtype).to_lowercase();
-        let n = info.shape.elem_count() as u64;
-        inv.n_params += n;
-        *inv.tensor_dtypes.entry(dtype.clone()).or_default() += 1;
-        *inv.params_by_dtype.entry(dtype).or_default() += n;
-    }
-    for key in
-        ["block_count", "embedding_length", "context_length", "feed_forward_length", "attention.head_count"]
-    {
-        if let Some(v) = content
-            .metadata
-            .get(&format!("{arch}.{key}"))
-            .and_then(|v| v.to_u64().ok().or(v.to_u32().ok().map(u64::from)))
-        {
-            inv.facts.insert(key.replace('.', "_"), v);
-        }
-    }
-    if let Some(gguf_file::Value::Array(tokens)) = content.metadata.get("tokenizer.ggml.tokens") {
-        inv.facts.insert("vocab_size".into(), tokens.len() as u64);
-    }
-    Ok(inv)
+    let g = crate::models::gguf_llama::inspect(path)?;
+    let facts = [
+        ("block_count", g.block_count),
+        ("embedding_length", g.embedding_length),
+        ("context_length", g.context_length),
+        ("vocab_size", g.vocab_size),
+    ];
+    Ok(Inventory {
+        architecture: g.architecture,
+        n_tensors: g.n_tensors,
+        n_params: g.n_params,
+        tensor_dtypes: g.tensor_dtypes,
+        params_by_dtype: g.params_by_dtype,
+        facts: facts.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect(),
+    })
 }
 
 /// A safetensors file plus the `config.json` beside it (architecture, sizes).

@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep-style): each area is a module.
 
 mod bert;
+mod capture_cli;
 mod common;
 mod foundation;
 mod gguf;

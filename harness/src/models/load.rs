@@ -1,0 +1,78 @@
+//! From a registry entry to a running backend and its tokenizer: the one place that knows
+//! which backend serves which architecture and format.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use crate::error::{Error, Result};
+use crate::models::bert::MiniLm;
+use crate::models::capture::CaptureModel;
+use crate::models::gguf_llama::{GgufLlama, WeightMode};
+use crate::models::registry::{Format, ModelEntry};
+use crate::models::tokenizer::GgufTokenizer;
+
+/// Text → token ids for any backend.
+pub enum TextTokenizer {
+    Gguf(GgufTokenizer),
+    Hf(Box<tokenizers::Tokenizer>),
+}
+
+impl TextTokenizer {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            TextTokenizer::Gguf(t) => t.encode(text),
+            TextTokenizer::Hf(t) => t
+                .encode(text, true)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::input("tokenizer", format!("cannot encode text: {e}"))),
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match self {
+            TextTokenizer::Gguf(t) => t.decode(ids, false),
+            TextTokenizer::Hf(t) => {
+                t.decode(ids, false).map_err(|e| Error::input("tokenizer", format!("cannot decode ids: {e}")))
+            }
+        }
+    }
+}
+
+pub struct Loaded {
+    pub model: Box<dyn CaptureModel>,
+    pub tokenizer: TextTokenizer,
+}
+
+/// Load a registry model from its directory. `weights` applies to GGUF models; other
+/// formats compute in the dtype they store and reject any other mode.
+pub fn load(entry: &ModelEntry, dir: &Path, weights: WeightMode, device: &Device) -> Result<Loaded> {
+    let primary = dir.join(&entry.primary_file().path);
+    match (entry.format, entry.architecture.as_str()) {
+        (Format::Gguf, "llama") => {
+            let model = GgufLlama::load(&primary, weights, device)?.with_name(&entry.name);
+            let tokenizer = GgufTokenizer::load(&primary)?;
+            Ok(Loaded { model: Box::new(model), tokenizer: TextTokenizer::Gguf(tokenizer) })
+        }
+        (Format::Safetensors, "bert") => {
+            reject_weight_mode(entry, weights)?;
+            let model = MiniLm::load(dir, device)?.with_name(&entry.name);
+            let tokenizer = TextTokenizer::Hf(Box::new(model.tokenizer().clone()));
+            Ok(Loaded { model: Box::new(model), tokenizer })
+        }
+        (format, arch) => Err(Error::model(
+            &primary,
+            format!("no backend for architecture `{arch}` in format {format:?} (supported: llama/gguf, bert/safetensors)"),
+        )),
+    }
+}
+
+fn reject_weight_mode(entry: &ModelEntry, weights: WeightMode) -> Result<()> {
+    if weights != WeightMode::F32 && weights != WeightMode::Shipped {
+        return Err(Error::input(
+            format!("--weights for `{}`", entry.name),
+            "weight modes other than shipped/f32 apply to GGUF models only",
+        ));
+    }
+    Ok(())
+}
