@@ -5,9 +5,12 @@
 //! See the README's folder map and `shared/design/architecture.md`.
 
 pub mod cli;
+pub mod detect;
 pub mod error;
 pub mod experiments;
+pub mod fingerprint;
 pub mod models;
+pub mod probes;
 pub mod progress;
 pub mod record;
 pub mod runner;
