@@ -1,7 +1,8 @@
 //! gapbench: measure threat classes that agent credentials cannot see.
 //!
-//! The pipeline reads in the module names: [`spec`] → [`models`] → probes → fingerprint →
-//! detect → [`record`] → figures, driven by [`runner`] over the kinds in [`experiments`].
+//! The pipeline reads in the module names: [`spec`] → [`models`] → [`probes`] →
+//! [`fingerprint`] → [`detect`] → [`record`] → figures, driven by [`runner`] over the kinds
+//! in [`experiments`].
 //! See the README's folder map and `shared/design/architecture.md`.
 
 pub mod cli;

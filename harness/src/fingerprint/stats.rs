@@ -518,6 +518,28 @@ mod tests {
     }
 
     #[test]
+    fn model_sized_spectrum_keeps_the_trace() {
+        // d = 576 (SmolLM2's width), more tokens than dims: the covariance path. The
+        // eigenvalues must sum to the trace (the total variance). Prints the time taken.
+        let (n, d) = (700, 576);
+        let m = gaussian(n, d, 10);
+        let t = std::time::Instant::now();
+        let ev = covariance_spectrum(m.view()).unwrap();
+        eprintln!("covariance spectrum {n}x{d}: {:.3} s", t.elapsed().as_secs_f64());
+        let mu = mean(m.view());
+        let trace: f64 = (0..n)
+            .map(|i| m.view().row(i).iter().zip(&mu).map(|(&x, &u)| (x as f64 - u).powi(2)).sum::<f64>())
+            .sum::<f64>()
+            / n as f64;
+        let sum: f64 = ev.iter().sum();
+        assert!((sum / trace - 1.0).abs() < 1e-9, "{sum} vs {trace}");
+        assert!(ev.windows(2).all(|w| w[0] >= w[1]));
+        // Marchenko-Pastur: with n/d ~ 1.2 the largest eigenvalue is near (1 + sqrt(d/n))^2.
+        let edge = (1.0 + (d as f64 / n as f64).sqrt()).powi(2);
+        assert!((ev[0] / edge - 1.0).abs() < 0.1, "{} vs {edge}", ev[0]);
+    }
+
+    #[test]
     fn matrix_shape_and_values_are_checked() {
         assert!(MatRef::new(&[1.0, 2.0, 3.0], 2, 2).is_err());
         let m = Mat::new(vec![1.0, f32::INFINITY], 1, 2).unwrap();
