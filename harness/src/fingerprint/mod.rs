@@ -21,6 +21,8 @@
 //! in f64 and stored as f32 (round to nearest): [`encode`] writes the canonical bytes the
 //! digest is taken over.
 
+pub mod collect;
+pub mod distance;
 pub mod eigen;
 pub mod encode;
 pub mod sketch;
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CandleContext, Error, Result};
 use crate::models::capture::{Capture, Pooling};
+pub use distance::{distance, standardised_distance, ChannelDistance, Distance, NuisanceScales};
 use sketch::Projection;
 use stats::{LogitSummary, Mat, MatRef, Outlier, OutlierScore};
 
@@ -379,113 +382,6 @@ impl Fingerprint {
     pub fn digest(&self) -> Result<String> {
         Ok(crate::record::canonical::sha256_hex(&encode::encode(self)?))
     }
-}
-
-/// One channel's distance and its per-block breakdown (canonical block order).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChannelDistance {
-    pub total: f64,
-    pub blocks: Vec<(String, f64)>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Distance {
-    pub lineage: ChannelDistance,
-    pub identity: ChannelDistance,
-}
-
-/// Distance between two fingerprints of the same probe set and configuration.
-///
-/// Per block, averaged over its rows (one row per layer for per-layer blocks):
-/// - real blocks: relative L2, `|a_r - b_r| / max(1e-12, (|a_r| + |b_r|) / 2)`, in
-///   `[0, 2]`; 0 when both rows are zero. Per row, so a layer with large activations
-///   does not drown the others and the overall scale of a feature does not matter.
-/// - index blocks: Jaccard distance `1 - |A_r ∩ B_r| / |A_r ∪ B_r|` of the row's index
-///   sets (`-1` entries ignored; two empty sets are at distance 0).
-///
-/// A channel's distance is the unweighted mean of its block distances. Fingerprints that
-/// differ in version, configuration, probe set, layers or blocks are not comparable: an
-/// input error, never a silent number.
-pub fn distance(a: &Fingerprint, b: &Fingerprint) -> Result<Distance> {
-    let what = format!("comparing fingerprints of `{}` and `{}`", a.meta.model_id, b.meta.model_id);
-    let bad = |m: String| Err(Error::input(what.clone(), m));
-    if a.meta.version != b.meta.version {
-        return bad(format!("versions differ ({} vs {})", a.meta.version, b.meta.version));
-    }
-    if a.meta.config != b.meta.config {
-        return bad("built with different configurations".into());
-    }
-    if a.meta.probe_sha256 != b.meta.probe_sha256 {
-        return bad(format!("probe sets differ (`{}` vs `{}`)", a.meta.probe_set, b.meta.probe_set));
-    }
-    if a.meta.layers != b.meta.layers {
-        return bad("captured different layers".into());
-    }
-    let channel = |x: &[Block], y: &[Block]| -> Result<ChannelDistance> {
-        if x.len() != y.len() {
-            return Err(Error::input(
-                what.clone(),
-                format!("one fingerprint has {} blocks in a channel, the other {}", x.len(), y.len()),
-            ));
-        }
-        let mut out = Vec::with_capacity(x.len());
-        for (p, q) in x.iter().zip(y) {
-            if p.name != q.name || p.kind != q.kind || p.rows != q.rows || p.cols != q.cols {
-                return Err(Error::input(
-                    what.clone(),
-                    format!("block `{}` does not match `{}`", p.name, q.name),
-                ));
-            }
-            out.push((p.name.clone(), block_distance(p, q)));
-        }
-        let total =
-            if out.is_empty() { 0.0 } else { out.iter().map(|(_, d)| d).sum::<f64>() / out.len() as f64 };
-        Ok(ChannelDistance { total, blocks: out })
-    };
-    Ok(Distance { lineage: channel(&a.lineage, &b.lineage)?, identity: channel(&a.identity, &b.identity)? })
-}
-
-fn block_distance(p: &Block, q: &Block) -> f64 {
-    if p.rows == 0 {
-        return 0.0;
-    }
-    let per_row = (0..p.rows).map(|r| {
-        let (x, y) = (p.row(r), q.row(r));
-        match p.kind {
-            BlockKind::Real => relative_l2(x, y),
-            BlockKind::Index => {
-                let set = |v: &[f32]| {
-                    v.iter()
-                        .filter(|&&i| i >= 0.0)
-                        .map(|&i| i as i64)
-                        .collect::<std::collections::BTreeSet<_>>()
-                };
-                let (a, b) = (set(x), set(y));
-                let union = a.union(&b).count();
-                if union == 0 {
-                    0.0
-                } else {
-                    1.0 - a.intersection(&b).count() as f64 / union as f64
-                }
-            }
-        }
-    });
-    per_row.sum::<f64>() / p.rows as f64
-}
-
-/// `|x - y| / max(1e-12, (|x| + |y|) / 2)`, 0 when both are zero.
-pub fn relative_l2(x: &[f32], y: &[f32]) -> f64 {
-    let (mut dd, mut nx, mut ny) = (0.0f64, 0.0f64, 0.0f64);
-    for (&a, &b) in x.iter().zip(y) {
-        let (a, b) = (a as f64, b as f64);
-        dd += (a - b) * (a - b);
-        nx += a * a;
-        ny += b * b;
-    }
-    if dd == 0.0 {
-        return 0.0;
-    }
-    dd.sqrt() / ((nx.sqrt() + ny.sqrt()) / 2.0).max(1e-12)
 }
 
 #[cfg(test)]
