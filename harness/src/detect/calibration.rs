@@ -109,7 +109,7 @@ impl GpdTail {
         let a1 = y.iter().enumerate().map(|(i, &v)| (1.0 - (i as f64 + 0.65) / m as f64) * v).sum::<f64>()
             / m as f64;
         let den = a0 - 2.0 * a1;
-        if !(den > 0.0) || a0 <= 0.0 {
+        if den.is_nan() || den <= 0.0 || a0 <= 0.0 {
             return Err(Error::run("GPD tail fit: degenerate excesses (all equal?)"));
         }
         let k = a0 / den - 2.0; // Hosking's shape; xi = -k
@@ -174,7 +174,7 @@ pub struct DecisionRule {
 
 impl DecisionRule {
     pub fn new(tau: f64, margin: f64) -> Result<Self> {
-        if !tau.is_finite() || tau < 0.0 || !(margin >= 1.0) || !margin.is_finite() {
+        if !tau.is_finite() || tau < 0.0 || !margin.is_finite() || margin < 1.0 {
             return Err(Error::input(
                 "decision rule",
                 format!("tau {tau} must be >= 0 and margin {margin} >= 1"),
