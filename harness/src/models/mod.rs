@@ -11,3 +11,4 @@ pub mod load;
 pub mod registry;
 pub mod text_capture;
 pub mod tokenizer;
+pub mod variants;
