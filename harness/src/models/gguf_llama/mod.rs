@@ -302,6 +302,86 @@ impl GgufLlama {
     /// file stem; see [`GgufLlama::with_name`].
     pub fn load(path: &Path, mode: WeightMode, device: &Device) -> Result<Self> {
         let (mut reader, ct, _) = open(path)?;
+        let mut read = |ct: &gguf_file::Content, name: &str| ct.tensor(&mut reader, name, device);
+        Self::build(path, ct, mode, device, &mut read)
+    }
+
+    /// A model with the metadata (hyper-parameters, context length, padding token) of the
+    /// GGUF file `path` and the weights of `weights`, which must hold exactly the file's
+    /// tensors with the same shapes, in GGUF naming. Nothing but the file's header is read.
+    ///
+    /// `mode` says how the given f32 values are computed with: `F32` and `F16` as in
+    /// [`load`](Self::load) (for an unmodified set from `WeightSet::from_gguf`, `F32`
+    /// gives exactly the numbers of `load(path, WeightMode::F32, ..)`); `Shipped`
+    /// quantizes every tensor back to its type in the file (an edited model repackaged
+    /// as the original file would be) and computes with quantized kernels; `Requant`
+    /// re-quantizes every matrix as in [`load`](Self::load).
+    pub fn from_weights(
+        path: &Path,
+        weights: &crate::models::variants::WeightSet,
+        mode: WeightMode,
+        device: &Device,
+    ) -> Result<Self> {
+        use crate::models::variants::Convention;
+        let (_reader, ct, _) = open(path)?;
+        if weights.convention() != Convention::Gguf {
+            return Err(Error::input(
+                "GgufLlama::from_weights",
+                format!(
+                    "weights use {:?} tensor names, the GGUF backend needs GGUF names",
+                    weights.convention()
+                ),
+            ));
+        }
+        for (name, info) in &ct.tensor_infos {
+            let Some(t) = weights.get(name) else {
+                return Err(Error::input(
+                    "GgufLlama::from_weights",
+                    format!("weights lack tensor `{name}` of {}", path.display()),
+                ));
+            };
+            if t.shape != info.shape.dims() {
+                return Err(Error::input(
+                    "GgufLlama::from_weights",
+                    format!(
+                        "tensor `{name}` has shape {:?}, the file's has {:?}",
+                        t.shape,
+                        info.shape.dims()
+                    ),
+                ));
+            }
+        }
+        if let Some(extra) = weights.names().find(|n| !ct.tensor_infos.contains_key(*n)) {
+            return Err(Error::input(
+                "GgufLlama::from_weights",
+                format!("weights hold tensor `{extra}`, which {} does not have", path.display()),
+            ));
+        }
+        let mut read = |ct: &gguf_file::Content, name: &str| -> candle_core::Result<QTensor> {
+            let Some(w) = weights.get(name) else { candle_core::bail!("weights lack tensor `{name}`") };
+            let t = candle_core::Tensor::from_slice(&w.data, w.shape.as_slice(), &Device::Cpu)?;
+            // Shipped: back to the file's own type; otherwise f32 (Requant re-quantizes
+            // matrices in `build`'s prep step, like `load`).
+            let dtype = match mode {
+                WeightMode::Shipped => ct.tensor_infos.get(name).map_or(GgmlDType::F32, |i| i.ggml_dtype),
+                _ => GgmlDType::F32,
+            };
+            QTensor::quantize_onto(&t, dtype, device)
+        };
+        let mut model = Self::build(path, ct, mode, device, &mut read)?;
+        model.info.name = format!("{} (edited weights)", model.info.name);
+        Ok(model)
+    }
+
+    /// Shared by [`load`](Self::load) and [`from_weights`](Self::from_weights):
+    /// `read(ct, name)` yields each tensor as the file would.
+    fn build(
+        path: &Path,
+        ct: gguf_file::Content,
+        mode: WeightMode,
+        device: &Device,
+        read: &mut dyn FnMut(&gguf_file::Content, &str) -> candle_core::Result<QTensor>,
+    ) -> Result<Self> {
         let shape = check_llama(path, &ct)?;
         let shipped = dominant_block_dtype(&ct);
         let pad_id = ["tokenizer.ggml.padding_token_id", "tokenizer.ggml.eos_token_id"]
@@ -340,7 +420,11 @@ impl GgufLlama {
             report.insert(name.to_string(), target.name().to_string());
             Ok(q)
         };
-        let model = ModelWeights::from_gguf_with(ct, &mut reader, device, compute, &mut prep)
+        let mut tensor = |name: &str| -> candle_core::Result<QTensor> {
+            let t = read(&ct, name)?;
+            prep(name, t)
+        };
+        let model = ModelWeights::from_source(&ct, device, compute, &mut tensor)
             .map_err(|e| Error::model(path, format!("loading weights ({mode}): {e}")))?;
         let name =
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".into());

@@ -14,7 +14,9 @@
 //! - `from_gguf` is kept (quantized compute, weights as in the file) and delegates to the
 //!   new [`ModelWeights::from_gguf_with`], which takes the compute mode and a per-tensor
 //!   `prep` hook (used to re-quantize weights) and builds the RoPE table for the model's
-//!   context length instead of the fixed `MAX_SEQ_LEN` of 4096.
+//!   context length instead of the fixed `MAX_SEQ_LEN` of 4096. Both delegate to
+//!   [`ModelWeights::from_source`], which takes tensors from a closure instead of the
+//!   file (edited weights held in memory).
 //! - For dense compute, the q/k/v projections and the gate/up projections are each fused
 //!   into one matmul (`Parallel`); quantized compute keeps them apart as upstream.
 //! - The legacy GGML loader (`from_ggml`) and the Metal SDPA branch are dropped.
@@ -481,13 +483,25 @@ impl ModelWeights {
         compute: Compute,
         prep: &mut dyn FnMut(&str, QTensor) -> Result<QTensor>,
     ) -> Result<Self> {
-        let md_get = |s: &str| match ct.metadata.get(s) {
-            None => candle_core::bail!("cannot find {s} in metadata"),
-            Some(v) => Ok(v),
-        };
         let mut tensor = |name: &str| -> Result<QTensor> {
             let t = ct.tensor(reader, name, device)?;
             prep(name, t)
+        };
+        Self::from_source(&ct, device, compute, &mut tensor)
+    }
+
+    /// Build from the metadata (and tensor list) of `ct`, taking every tensor from
+    /// `tensor(name)` instead of the file: how gapbench runs edited weights held in
+    /// memory (`GgufLlama::from_weights`) without writing a new file.
+    pub fn from_source(
+        ct: &gguf_file::Content,
+        device: &Device,
+        compute: Compute,
+        tensor: &mut dyn FnMut(&str) -> Result<QTensor>,
+    ) -> Result<Self> {
+        let md_get = |s: &str| match ct.metadata.get(s) {
+            None => candle_core::bail!("cannot find {s} in metadata"),
+            Some(v) => Ok(v),
         };
         let linear = |t: QTensor| Linear::new(t, compute);
 

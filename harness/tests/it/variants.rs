@@ -1,0 +1,161 @@
+//! Substitution generators on the real SmolLM2-135M-Instruct GGUF: an unmodified weight
+//! set runs exactly like the file, and each attack moves the activations by a measured
+//! amount.
+
+use candle_core::{Device, Tensor};
+use gapbench::models::capture::{Capture, CaptureModel, CaptureRequest, Pooling, TokenBatch};
+use gapbench::models::gguf_llama::{GgufLlama, WeightMode};
+use gapbench::models::tokenizer::GgufTokenizer;
+use gapbench::models::variants::{low_rank_edit::LowRankEdit, Kind, VariantSpec, WeightSet};
+
+use crate::common::smollm2_gguf;
+
+const TEXT: &str =
+    "The capital of France is Paris, the capital of Italy is Rome, and the capital of Germany is";
+
+fn ids16() -> Vec<u32> {
+    let tok = GgufTokenizer::load(&smollm2_gguf()).unwrap();
+    let mut ids = tok.encode(TEXT).unwrap();
+    ids.truncate(16);
+    assert_eq!(ids.len(), 16, "the probe text must give 16 tokens");
+    ids
+}
+
+fn capture_all(model: &mut GgufLlama, ids: &[u32]) -> Capture {
+    let n = model.info().n_blocks;
+    model.capture(&TokenBatch::new(vec![ids.to_vec()]), &CaptureRequest::all(n, Pooling::All)).unwrap()
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// ‖a − b‖_F / ‖b‖_F.
+fn rel_change(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (flat(a), flat(b));
+    let d: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (d / n).sqrt()
+}
+
+#[test]
+fn unmodified_weight_set_runs_exactly_like_the_f32_file() {
+    let path = smollm2_gguf();
+    let ids = ids16();
+    let w = WeightSet::from_gguf(&path).unwrap();
+    assert_eq!((w.n_blocks(), w.len()), (30, 272));
+    let mut from_file = GgufLlama::load(&path, WeightMode::F32, &Device::Cpu).unwrap();
+    let mut from_set = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+    assert_eq!(from_set.info().weights, "f32");
+    assert_eq!(from_set.info().n_params, from_file.info().n_params);
+    let (a, b) = (capture_all(&mut from_file, &ids), capture_all(&mut from_set, &ids));
+    assert_eq!(a.layers.len(), 32);
+    for (i, t) in &a.layers {
+        assert_eq!(flat(t), flat(&b.layers[i]), "residual {i} differs");
+    }
+    assert_eq!(flat(a.logits.as_ref().unwrap()), flat(b.logits.as_ref().unwrap()));
+
+    // A weight set that does not fit the file is refused with a sentence.
+    let mut bad = w.clone();
+    let t = bad.get("blk.3.attn_v.weight").unwrap().clone();
+    bad.insert(
+        "blk.3.attn_k.weight".into(),
+        gapbench::models::variants::WTensor::new(vec![t.data.len()], t.data).unwrap(),
+    );
+    let e = GgufLlama::from_weights(&path, &bad, WeightMode::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("blk.3.attn_k.weight") && e.contains("shape"), "{e}");
+}
+
+#[test]
+fn low_rank_edit_moves_only_later_layers() {
+    let path = smollm2_gguf();
+    let ids = ids16();
+    let base = WeightSet::from_gguf(&path).unwrap();
+    let mut w = base.clone();
+    let spec =
+        VariantSpec::LowRankEdit(LowRankEdit { severity: 1e-2, rank: 1, kind: Kind::AttnV, block: Some(15) });
+    let rep = spec.apply(&mut w, 1).unwrap();
+    assert_eq!(rep.changed_names(), vec!["blk.15.attn_v.weight"]);
+    assert_eq!(w.diff(&base).unwrap(), rep.changes);
+    let mut m0 = GgufLlama::from_weights(&path, &base, WeightMode::F32, &Device::Cpu).unwrap();
+    let c0 = capture_all(&mut m0, &ids);
+    drop(m0);
+    let mut m1 = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+    let c1 = capture_all(&mut m1, &ids);
+    // Blocks 0..15 (residuals 0..=15) run before the edit: bit-identical.
+    for i in 0..=15 {
+        assert_eq!(flat(&c0.layers[&i]), flat(&c1.layers[&i]), "residual {i} before the edit moved");
+    }
+    let last = rel_change(&c1.layers[&31], &c0.layers[&31]);
+    println!("low-rank edit rho=1e-2 of blk.15.attn_v: final-norm rel change {last:.3e}");
+    assert!(last > 1e-5, "final-norm relative change {last}");
+}
+
+/// Every attack at its default severity, relative change of the final-norm activations
+/// (all 16 positions) and of the logits against the unmodified model.
+#[test]
+fn every_default_attack_moves_the_final_norm() {
+    let path = smollm2_gguf();
+    let ids = ids16();
+    let base = WeightSet::from_gguf(&path).unwrap();
+    let mut m0 = GgufLlama::from_weights(&path, &base, WeightMode::F32, &Device::Cpu).unwrap();
+    let c0 = capture_all(&mut m0, &ids);
+    drop(m0);
+    for spec in VariantSpec::defaults() {
+        let mut w = base.clone();
+        let rep = spec.apply(&mut w, 1).unwrap();
+        let mut m = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+        let c = capture_all(&mut m, &ids);
+        let h = rel_change(&c.layers[&31], &c0.layers[&31]);
+        let l = rel_change(c.logits.as_ref().unwrap(), c0.logits.as_ref().unwrap());
+        let worst = rep.changes.iter().map(|c| c.rel_frobenius).fold(0.0, f64::max);
+        println!(
+            "effect {:<14} severity {:<10.4e} tensors {:>3} values {:>9} max rel dW {:.2e} | final norm {:.3e} logits {:.3e}",
+            rep.attack,
+            rep.severity,
+            rep.changes.len(),
+            rep.n_changed,
+            worst,
+            h,
+            l
+        );
+        assert!(rep.n_changed > 0, "{}: nothing changed", rep.attack);
+        assert!(h > 0.0 && h.is_finite(), "{}: final norm moved by {h}", rep.attack);
+    }
+}
+
+/// The requant attack computed in f32 is the file's `requant-q8_0-f32` weight mode, and
+/// an unmodified set repackaged as the file's own types (`Shipped`) runs like the file.
+#[test]
+fn requant_attack_and_repackaging_match_the_file_modes() {
+    use gapbench::models::gguf_llama::{QuantType, RequantCompute};
+    use gapbench::models::variants::requant::Requant;
+    let path = smollm2_gguf();
+    let ids = ids16();
+    let base = WeightSet::from_gguf(&path).unwrap();
+    let mode = WeightMode::Requant { to: QuantType::Q8_0, compute: RequantCompute::F32 };
+    let mut from_file = GgufLlama::load(&path, mode, &Device::Cpu).unwrap();
+    let a = capture_all(&mut from_file, &ids);
+    drop(from_file);
+    let mut w = base.clone();
+    VariantSpec::Requant(Requant { to: QuantType::Q8_0 }).apply(&mut w, 0).unwrap();
+    let mut attacked = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+    let b = capture_all(&mut attacked, &ids);
+    drop(attacked);
+    for (i, t) in &a.layers {
+        assert_eq!(flat(t), flat(&b.layers[i]), "requant: residual {i} differs");
+    }
+    let mut requant_mode = GgufLlama::from_weights(&path, &base, mode, &Device::Cpu).unwrap();
+    assert_eq!(flat(&capture_all(&mut requant_mode, &ids).layers[&31]), flat(&a.layers[&31]));
+    drop(requant_mode);
+
+    // Shipped (quantized Q4_1 kernels, slow on CPU): 4 tokens.
+    let short = &ids[..4];
+    let mut file = GgufLlama::load(&path, WeightMode::Shipped, &Device::Cpu).unwrap();
+    let mut repacked = GgufLlama::from_weights(&path, &base, WeightMode::Shipped, &Device::Cpu).unwrap();
+    assert_eq!(repacked.info().weights, "q4_1");
+    let (a, b) = (capture_all(&mut file, short), capture_all(&mut repacked, short));
+    let worst = a.layers.iter().map(|(i, t)| rel_change(&b.layers[i], t)).fold(0.0, f64::max);
+    println!("shipped q4_1: repackaged dequantized set vs file, worst residual rel change {worst:.3e}");
+    assert!(worst < 1e-4, "repackaging moved activations by {worst}");
+}
