@@ -13,7 +13,7 @@
 //!
 //! Prefill throughput of [`GgufLlama::capture`] (every residual layer + logits, mean
 //! pooling, batch 1, 64 tokens, release build), median of 5 runs after a warm-up, measured
-//! with `cargo run --release -p gapbench --example gguf_speed -- MODEL.gguf 64` on the
+//! with `cargo bench --bench capture` on the
 //! 2-core x86_64 (AVX-512) development VM on 2026-12-03 while other builds were running
 //! (load average 4-5), so these are lower bounds and vary by about ±20% between runs:
 //!
