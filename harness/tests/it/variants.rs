@@ -159,3 +159,49 @@ fn requant_attack_and_repackaging_match_the_file_modes() {
     println!("shipped q4_1: repackaged dequantized set vs file, worst residual rel change {worst:.3e}");
     assert!(worst < 1e-4, "repackaging moved activations by {worst}");
 }
+
+/// Sensitivity sweep (not run by default, ~1 minute): relative change of the final-norm
+/// activations and logits on 16 tokens for each attack over its severity range.
+/// `cargo test --release -p gapbench --test it variants::severity_sweep -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn severity_sweep() {
+    let path = smollm2_gguf();
+    let ids = ids16();
+    let base = WeightSet::from_gguf(&path).unwrap();
+    let mut m0 = GgufLlama::from_weights(&path, &base, WeightMode::F32, &Device::Cpu).unwrap();
+    let c0 = capture_all(&mut m0, &ids);
+    drop(m0);
+    let specs: Vec<serde_json::Value> = serde_json::from_str(
+        r#"[
+        {"attack": "requant", "to": "q8_0"}, {"attack": "requant", "to": "q6_k"},
+        {"attack": "requant", "to": "q5_0"}, {"attack": "requant", "to": "q4_0"},
+        {"attack": "weight-noise", "severity": 1e-5}, {"attack": "weight-noise", "severity": 1e-4},
+        {"attack": "weight-noise", "severity": 1e-3}, {"attack": "weight-noise", "severity": 1e-2},
+        {"attack": "low-rank-edit", "severity": 1e-3}, {"attack": "low-rank-edit", "severity": 1e-2},
+        {"attack": "low-rank-edit", "severity": 1e-1},
+        {"attack": "bit-flips", "severity": 1, "field": "mantissa"},
+        {"attack": "bit-flips", "severity": 100, "field": "mantissa"},
+        {"attack": "bit-flips", "severity": 1000, "field": "mantissa"},
+        {"attack": "bit-flips", "severity": 10}, {"attack": "bit-flips", "severity": 100},
+        {"attack": "layer-swap", "severity": 1}, {"attack": "layer-swap", "severity": 1, "block": 28},
+        {"attack": "prune", "severity": 0.01}, {"attack": "prune", "severity": 0.1}, {"attack": "prune", "severity": 0.5},
+        {"attack": "norm-scale", "severity": 1e-3}, {"attack": "norm-scale", "severity": 1e-2},
+        {"attack": "norm-scale", "severity": 1e-1},
+        {"attack": "layer-replace", "severity": 1, "donor": {"kind": "noised", "sigma": 1e-3}},
+        {"attack": "layer-replace", "severity": 1, "donor": {"kind": "requant", "to": "q4_0"}},
+        {"attack": "layer-replace", "severity": 4, "donor": {"kind": "noised", "sigma": 1e-2}}
+    ]"#,
+    )
+    .unwrap();
+    for s in specs {
+        let spec: VariantSpec = serde_json::from_value(s.clone()).unwrap();
+        let mut w = base.clone();
+        let rep = spec.apply(&mut w, 1).unwrap();
+        let mut m = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+        let c = capture_all(&mut m, &ids);
+        let h = rel_change(&c.layers[&31], &c0.layers[&31]);
+        let l = rel_change(c.logits.as_ref().unwrap(), c0.logits.as_ref().unwrap());
+        println!("| `{s}` | {} | {} | {h:.2e} | {l:.2e} |", rep.changes.len(), rep.n_changed);
+    }
+}
