@@ -120,6 +120,10 @@ fn every_default_attack_moves_the_final_norm() {
             l
         );
         assert!(rep.n_changed > 0, "{}: nothing changed", rep.attack);
+        if rep.attack == "bit-flips" {
+            // 10 flips of the stored Q4_1/Q8_0/f32 encoding: at most one 32-value block each.
+            assert!(rep.n_changed <= 10 * 32 && rep.details.len() == 10, "{rep:?}");
+        }
         assert!(h > 0.0 && h.is_finite(), "{}: final norm moved by {h}", rep.attack);
     }
 }
@@ -180,10 +184,11 @@ fn severity_sweep() {
         {"attack": "weight-noise", "severity": 1e-3}, {"attack": "weight-noise", "severity": 1e-2},
         {"attack": "low-rank-edit", "severity": 1e-3}, {"attack": "low-rank-edit", "severity": 1e-2},
         {"attack": "low-rank-edit", "severity": 1e-1},
-        {"attack": "bit-flips", "severity": 1, "field": "mantissa"},
-        {"attack": "bit-flips", "severity": 100, "field": "mantissa"},
-        {"attack": "bit-flips", "severity": 1000, "field": "mantissa"},
-        {"attack": "bit-flips", "severity": 10}, {"attack": "bit-flips", "severity": 100},
+        {"attack": "bit-flips", "severity": 1, "field": "mantissa", "representation": "f32"},
+        {"attack": "bit-flips", "severity": 100, "field": "mantissa", "representation": "f32"},
+        {"attack": "bit-flips", "severity": 1000, "field": "mantissa", "representation": "f32"},
+        {"attack": "bit-flips", "severity": 10, "representation": "f32"}, {"attack": "bit-flips", "severity": 100, "representation": "f32"},
+        {"attack": "bit-flips", "severity": 1}, {"attack": "bit-flips", "severity": 10}, {"attack": "bit-flips", "severity": 100}, {"attack": "bit-flips", "severity": 1000},
         {"attack": "layer-swap", "severity": 1}, {"attack": "layer-swap", "severity": 1, "block": 28},
         {"attack": "prune", "severity": 0.01}, {"attack": "prune", "severity": 0.1}, {"attack": "prune", "severity": 0.5},
         {"attack": "norm-scale", "severity": 1e-3}, {"attack": "norm-scale", "severity": 1e-2},

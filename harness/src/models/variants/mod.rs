@@ -23,7 +23,7 @@
 //! | `weight-noise` | same-family | σ: W += σ·rms(W)·N(0,1) on every matrix | 1e-3 |
 //! | `other-checkpoint` | same-family | none (1); swaps in every tensor of `path` | — |
 //! | `low-rank-edit` | supply-chain | ρ = ‖ΔW‖_F / ‖W‖_F of a rank-`rank` edit | 1e-2 |
-//! | `bit-flips` | supply-chain | number of flipped bits | 10 |
+//! | `bit-flips` | supply-chain | number of flipped bits (stored encoding or f32) | 10 |
 //! | `layer-swap` | supply-chain | distance d: swap blocks `block` and `block`+d | 1 |
 //! | `prune` | supply-chain | fraction of one matrix zeroed, smallest magnitudes | 0.1 |
 //! | `norm-scale` | supply-chain | ε: one norm vector × (1+ε) | 1e-2 |

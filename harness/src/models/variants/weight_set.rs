@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +219,9 @@ pub struct WeightSet {
     convention: Convention,
     n_blocks: usize,
     tensors: BTreeMap<String, WTensor>,
+    /// How each tensor is stored in the source file (absent: f32). Attacks on the stored
+    /// representation (bit flips) use it.
+    stored: BTreeMap<String, GgmlDType>,
 }
 
 impl WeightSet {
@@ -229,7 +233,18 @@ impl WeightSet {
             .max()
             .map(|m| m + 1)
             .unwrap_or(0);
-        Self { convention, n_blocks, tensors }
+        Self { convention, n_blocks, tensors, stored: BTreeMap::new() }
+    }
+
+    /// Record how tensor `name` is stored in its file.
+    pub fn with_stored_types(mut self, stored: BTreeMap<String, GgmlDType>) -> Self {
+        self.stored = stored;
+        self
+    }
+
+    /// The ggml type tensor `name` is stored as in its file (f32 when unknown).
+    pub fn stored_type(&self, name: &str) -> GgmlDType {
+        self.stored.get(name).copied().unwrap_or(GgmlDType::F32)
     }
 
     /// Every tensor of a GGUF file, dequantized to f32 with candle's ggml kernels (the same
@@ -241,6 +256,7 @@ impl WeightSet {
         let ct = gguf_file::Content::read(&mut reader)
             .map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))?;
         let mut tensors = BTreeMap::new();
+        let stored = ct.tensor_infos.iter().map(|(n, i)| (n.clone(), i.ggml_dtype)).collect();
         for name in ct.tensor_infos.keys() {
             let q = ct
                 .tensor(&mut reader, name, &Device::Cpu)
@@ -250,7 +266,7 @@ impl WeightSet {
                 .map_err(|e| Error::model(path, format!("dequantizing tensor `{name}`: {e}")))?;
             tensors.insert(name.clone(), WTensor::from_tensor(&t)?);
         }
-        Ok(Self::new(Convention::Gguf, tensors))
+        Ok(Self::new(Convention::Gguf, tensors).with_stored_types(stored))
     }
 
     /// Every tensor of one safetensors file (HF naming), converted to f32.
@@ -258,10 +274,17 @@ impl WeightSet {
         let map = candle_core::safetensors::load(path, &Device::Cpu)
             .map_err(|e| Error::model(path, format!("not a readable safetensors file: {e}")))?;
         let mut tensors = BTreeMap::new();
+        let mut stored = BTreeMap::new();
         for (name, t) in map {
+            let g = match t.dtype() {
+                DType::F16 => GgmlDType::F16,
+                DType::BF16 => GgmlDType::BF16,
+                _ => GgmlDType::F32,
+            };
+            stored.insert(name.clone(), g);
             tensors.insert(name, WTensor::from_tensor(&t)?);
         }
-        Ok(Self::new(Convention::Hf, tensors))
+        Ok(Self::new(Convention::Hf, tensors).with_stored_types(stored))
     }
 
     /// A checkpoint by path: a `.gguf` file, a `.safetensors` file, or an HF model
