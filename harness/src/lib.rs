@@ -6,6 +6,6 @@
 
 pub mod error;
 pub mod models;
-
+pub mod zoo;
 
 pub use error::{Error, Result};

@@ -3,3 +3,4 @@
 
 pub mod capture;
 pub mod device;
+pub mod hf_llama;
