@@ -24,19 +24,11 @@ pub enum Error {
     Checksum { file: PathBuf, expected: String, actual: String },
 
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, #[source] source: std::io::Error },
 
     /// A tensor operation failed while doing `context`.
     #[error("{context}: {source}")]
-    Candle {
-        context: String,
-        #[source]
-        source: candle_core::Error,
-    },
+    Candle { context: String, #[source] source: candle_core::Error },
 
     /// Every source of a model was tried and none delivered verified files.
     #[error("could not fetch model `{model}`:\n  {}", attempts.join("\n  "))]

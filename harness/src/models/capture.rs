@@ -146,11 +146,7 @@ pub fn validate(info: &ModelInfo, batch: &TokenBatch, req: &CaptureRequest) -> R
         if s.len() > info.max_seq_len {
             return Err(Error::input(
                 what,
-                format!(
-                    "sequence {i} has {} tokens, more than the model's limit of {}",
-                    s.len(),
-                    info.max_seq_len
-                ),
+                format!("sequence {i} has {} tokens, more than the model's limit of {}", s.len(), info.max_seq_len),
             ));
         }
         if let Some(&bad) = s.iter().find(|&&t| t as usize >= info.vocab_size) {
@@ -217,9 +213,11 @@ mod tests {
     fn pooling_reads_only_real_tokens() {
         let dev = Device::Cpu;
         // batch 2, len 3, dim 2; second sequence has length 2, its padding row holds 100s.
-        let h =
-            Tensor::new(&[[[1f32, 2.], [3., 4.], [5., 6.]], [[10., 20.], [30., 40.], [100., 100.]]], &dev)
-                .unwrap();
+        let h = Tensor::new(
+            &[[[1f32, 2.], [3., 4.], [5., 6.]], [[10., 20.], [30., 40.], [100., 100.]]],
+            &dev,
+        )
+        .unwrap();
         let lengths = [3, 2];
         let mean = pool(&h, &lengths, Pooling::Mean).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(mean, vec![vec![3., 4.], vec![20., 30.]]);
