@@ -5,3 +5,4 @@ mod capture_cli;
 mod common;
 mod foundation;
 mod gguf;
+mod zoo;
