@@ -13,11 +13,12 @@ use std::path::Path;
 use candle_core::Device;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::{corpus, tokenizer, train, write_atomic};
+use super::{corpus, tokenizer, train};
 use crate::error::{Error, Result};
 use crate::models::hf_llama::{safetensors_bytes, HfLlama, LlamaConfig};
+use crate::record::atomic::write_atomic;
+use crate::record::canonical::sha256_hex;
 
 /// One model shape of the zoo.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,10 +248,6 @@ pub enum ZooEvent {
     Step { run: String, step: usize, total: usize, loss: f32 },
     /// A checkpoint was written.
     Checkpoint { id: String, train_loss: f32 },
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 struct RunOutput {
