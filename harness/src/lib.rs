@@ -16,5 +16,6 @@ pub mod progress;
 pub mod record;
 pub mod runner;
 pub mod spec;
+pub mod zoo;
 
 pub use error::{Error, Result};

@@ -96,6 +96,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The synthetic model zoo: tiny llama decoders trained from scratch, reproducibly.
+    #[command(subcommand)]
+    Zoo(ZooCommand),
     /// The model registry: list, fetch and verify models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -118,5 +121,27 @@ pub enum ModelsCommand {
     Verify {
         /// Registry model name.
         name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZooCommand {
+    /// Train the zoo and write HF-layout checkpoints, loss curves and a sha256 manifest.
+    /// The same size and seed offset give byte-identical files on the same machine.
+    Build {
+        /// `standard` (60 models: 6 seeds x 5 checkpoints x 2 widths) or `tiny` (for tests).
+        #[arg(long, default_value = "standard", value_parser = ["standard", "tiny"])]
+        size: String,
+        /// Added to every training seed, to build an independent zoo of the same shape.
+        #[arg(long, default_value_t = 0)]
+        seed_offset: u64,
+        /// Output directory [default: <cache>/zoo/<size>-<offset>].
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Check every file of a built zoo against its manifest.
+    Verify {
+        /// The zoo directory (holding manifest.json).
+        dir: PathBuf,
     },
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::args::{Command, GlobalArgs, ModelsCommand};
+use crate::cli::args::{Command, GlobalArgs, ModelsCommand, ZooCommand};
 use crate::error::{Error, Result};
 use crate::experiments::RunContext;
 use crate::models::fetch::{self, Cache, Fetched, FileState};
@@ -80,6 +80,7 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
             Ok(0)
         }
         Command::Models(m) => models(config, m),
+        Command::Zoo(z) => zoo(config, z),
         Command::Capture { model, text, file, weights, top_k, json } => {
             capture(config, &model, text, file, &weights, top_k, json)
         }
@@ -248,4 +249,43 @@ fn capture(
         }
     }
     Ok(0)
+}
+
+fn zoo(config: &Config, command: ZooCommand) -> Result<i32> {
+    use crate::zoo::{build_zoo, ZooEvent, ZooManifest, ZooSpec};
+    match command {
+        ZooCommand::Build { size, seed_offset, out } => {
+            let mut spec = if size == "tiny" { ZooSpec::tiny() } else { ZooSpec::standard() };
+            for s in &mut spec.seeds {
+                *s += seed_offset;
+            }
+            let out =
+                out.unwrap_or_else(|| config.cache.root.join("zoo").join(format!("{size}-{seed_offset}")));
+            let bar = crate::progress::items_bar(0, "zoo: preparing corpus and tokenizer");
+            let manifest = build_zoo(&spec, &out, &|event: &ZooEvent| match event {
+                ZooEvent::Prepared { runs, .. } => {
+                    let steps = spec.checkpoint_steps.iter().max().copied().unwrap_or(0);
+                    bar.set_length((runs * steps) as u64);
+                    bar.set_message("zoo: training");
+                }
+                ZooEvent::Step { .. } => bar.inc(1),
+                ZooEvent::Checkpoint { id, train_loss } => tracing::info!("{id}: train loss {train_loss:.3}"),
+            })?;
+            bar.finish_and_clear();
+            println!("zoo of {} models in {}", manifest.models.len(), out.display());
+            println!("manifest sha256: {}", manifest.manifest_sha256);
+            Ok(0)
+        }
+        ZooCommand::Verify { dir } => {
+            let manifest = ZooManifest::load(&dir)?;
+            manifest.verify(&dir)?;
+            println!(
+                "{} models verified against {}",
+                manifest.models.len(),
+                dir.join("manifest.json").display()
+            );
+            println!("manifest sha256: {}", manifest.manifest_sha256);
+            Ok(0)
+        }
+    }
 }

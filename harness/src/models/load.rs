@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::models::bert::MiniLm;
 use crate::models::capture::CaptureModel;
 use crate::models::gguf_llama::{GgufLlama, WeightMode};
+use crate::models::hf_llama::HfLlama;
 use crate::models::registry::{Format, ModelEntry};
 use crate::models::tokenizer::GgufTokenizer;
 
@@ -60,9 +61,15 @@ pub fn load(entry: &ModelEntry, dir: &Path, weights: WeightMode, device: &Device
             let tokenizer = TextTokenizer::Hf(Box::new(model.tokenizer().clone()));
             Ok(Loaded { model: Box::new(model), tokenizer })
         }
+        (Format::Safetensors, "llama") => {
+            reject_weight_mode(entry, weights)?;
+            let model = HfLlama::load_dir(dir, device)?;
+            let tokenizer = TextTokenizer::Hf(Box::new(crate::models::hf_llama::load_tokenizer(dir)?));
+            Ok(Loaded { model: Box::new(model), tokenizer })
+        }
         (format, arch) => Err(Error::model(
             &primary,
-            format!("no backend for architecture `{arch}` in format {format:?} (supported: llama/gguf, bert/safetensors)"),
+            format!("no backend for architecture `{arch}` in format {format:?} (supported: llama/gguf, llama/safetensors, bert/safetensors)"),
         )),
     }
 }

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod device;
 pub mod fetch;
 pub mod gguf_llama;
+pub mod hf_llama;
 pub mod inspect;
 pub mod load;
 pub mod registry;

@@ -6,3 +6,4 @@ mod common;
 mod foundation;
 mod gguf;
 mod variants;
+mod zoo;
