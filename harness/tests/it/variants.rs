@@ -210,3 +210,109 @@ fn severity_sweep() {
         println!("| `{s}` | {} | {} | {h:.2e} | {l:.2e} |", rep.changes.len(), rep.n_changed);
     }
 }
+
+mod zoo {
+    //! The same generators on HF-layout zoo checkpoints.
+
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use candle_core::Device;
+    use gapbench::models::capture::{CaptureModel, CaptureRequest, Pooling, TokenBatch};
+    use gapbench::models::hf_llama::HfLlama;
+    use gapbench::models::variants::further_training::FurtherTraining;
+    use gapbench::models::variants::layer_replace::{Donor, LayerReplace};
+    use gapbench::models::variants::other_checkpoint::OtherCheckpoint;
+    use gapbench::models::variants::{Convention, VariantSpec, WeightSet};
+    use gapbench::zoo::{build_zoo, ZooSpec};
+
+    use super::{flat, rel_change};
+
+    fn tiny_zoo() -> &'static tempfile::TempDir {
+        static ZOO: OnceLock<tempfile::TempDir> = OnceLock::new();
+        ZOO.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            build_zoo(&ZooSpec::tiny(), dir.path(), &|_| {}).unwrap();
+            dir
+        })
+    }
+
+    fn model_dir(id: &str) -> PathBuf {
+        tiny_zoo().path().join(id)
+    }
+
+    fn run(model: &mut HfLlama) -> gapbench::models::capture::Capture {
+        let n = model.info().n_blocks;
+        let ids: Vec<u32> = (5..21).collect();
+        model.capture(&TokenBatch::new(vec![ids]), &CaptureRequest::all(n, Pooling::All)).unwrap()
+    }
+
+    #[test]
+    fn unmodified_zoo_set_runs_exactly_like_the_checkpoint() {
+        let dir = model_dir("zoo-w32-s1-step30");
+        let w = WeightSet::load(&dir).unwrap();
+        assert_eq!((w.convention(), w.n_blocks()), (Convention::Hf, 2));
+        let mut a = HfLlama::load_dir(&dir, &Device::Cpu).unwrap();
+        let mut b = HfLlama::from_weights_in(&dir, &w, &Device::Cpu).unwrap();
+        let (ca, cb) = (run(&mut a), run(&mut b));
+        for (i, t) in &ca.layers {
+            assert_eq!(flat(t), flat(&cb.layers[i]), "residual {i}");
+        }
+        assert_eq!(flat(ca.logits.as_ref().unwrap()), flat(cb.logits.as_ref().unwrap()));
+        // Every default attack applies to HF names and moves the output.
+        for spec in VariantSpec::defaults() {
+            let mut e = w.clone();
+            let rep = spec.apply(&mut e, 3).unwrap();
+            assert_eq!(e.diff(&w).unwrap(), rep.changes);
+            let mut m = HfLlama::from_weights_in(&dir, &e, &Device::Cpu).unwrap();
+            let h = rel_change(&run(&mut m).layers[&3], &ca.layers[&3]);
+            println!("zoo effect {:<14} final norm {h:.3e}", rep.attack);
+            assert!(h > 0.0, "{}", rep.attack);
+        }
+    }
+
+    #[test]
+    fn further_training_is_deterministic_and_moves_every_matrix() {
+        let dir = model_dir("zoo-w32-s1-step15");
+        let base = WeightSet::load(&dir).unwrap();
+        let spec =
+            VariantSpec::FurtherTraining(FurtherTraining { severity: 3.0, model: dir.clone(), lr: None });
+        let (mut a, mut b) = (base.clone(), base.clone());
+        let rep = spec.apply(&mut a, 11).unwrap();
+        assert_eq!(spec.apply(&mut b, 11).unwrap(), rep);
+        assert_eq!(a, b);
+        assert_eq!(a.diff(&base).unwrap(), rep.changes);
+        assert!(base.matrices().iter().all(|m| rep.changed_names().contains(&m.as_str())), "{rep:?}");
+        println!("further-training: {:?}", rep.details);
+        let mut c = base.clone();
+        spec.apply(&mut c, 12).unwrap();
+        assert_ne!(a, c, "another seed samples other batches");
+        let zero = VariantSpec::FurtherTraining(FurtherTraining { severity: 0.0, model: dir, lr: None });
+        let mut z = base.clone();
+        assert_eq!(zero.apply(&mut z, 11).unwrap().n_changed, 0);
+        assert_eq!(z, base);
+    }
+
+    #[test]
+    fn checkpoint_donors_need_the_same_layout() {
+        let (s1, s2) = (model_dir("zoo-w32-s1-step30"), model_dir("zoo-w32-s2-step30"));
+        let base = WeightSet::load(&s1).unwrap();
+        let mut w = base.clone();
+        let rep =
+            VariantSpec::OtherCheckpoint(OtherCheckpoint { path: s2.clone() }).apply(&mut w, 0).unwrap();
+        assert_eq!(w, WeightSet::load(&s2).unwrap());
+        assert_eq!(rep.changes.len(), base.len());
+        let mut w = base.clone();
+        let spec =
+            LayerReplace { severity: 1.0, block: Some(1), donor: Donor::Checkpoint { path: s2.clone() } };
+        let rep = VariantSpec::LayerReplace(spec).apply(&mut w, 0).unwrap();
+        assert!(rep.changed_names().iter().all(|n| n.starts_with("model.layers.1.")), "{rep:?}");
+        assert_eq!(rep.changes.len(), 9);
+        let other_width = model_dir("zoo-w24-s1-step30");
+        let mut w = base.clone();
+        assert!(VariantSpec::OtherCheckpoint(OtherCheckpoint { path: other_width })
+            .apply(&mut w, 0)
+            .is_err());
+        assert_eq!(w, base);
+    }
+}

@@ -37,7 +37,8 @@ pub enum Donor {
 pub struct LayerReplace {
     /// Number of consecutive blocks replaced (an integer ≥ 0).
     pub severity: f64,
-    /// First replaced block; the middle block when absent.
+    /// First replaced block; when absent the middle block (moved down so that
+    /// `severity` blocks fit).
     pub block: Option<usize>,
     pub donor: Donor,
 }
@@ -62,7 +63,9 @@ impl Attack for LayerReplace {
         if !(n >= 0.0 && n.fract() == 0.0) {
             return Err(Error::input("layer-replace", format!("severity is a block count, got {n}")));
         }
-        let first = block_or_middle(w, self.block)?;
+        // Default: the middle block, moved down if needed so that all n blocks exist.
+        let default = (w.n_blocks() / 2).min(w.n_blocks().saturating_sub(n as usize));
+        let first = block_or_middle(w, Some(self.block.unwrap_or(default)))?;
         let last = first + n as usize;
         if last > w.n_blocks() {
             return Err(Error::input(

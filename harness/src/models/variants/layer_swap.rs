@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 pub struct LayerSwap {
     /// Distance d between the swapped blocks (an integer ≥ 0).
     pub severity: f64,
-    /// The first block; the middle block when absent.
+    /// The first block; when absent the middle block (or the last one that has a partner
+    /// d blocks later).
     pub block: Option<usize>,
 }
 
@@ -37,7 +38,9 @@ impl Attack for LayerSwap {
         if !(d >= 0.0 && d.fract() == 0.0) {
             return Err(Error::input("layer-swap", format!("severity is a block distance, got {d}")));
         }
-        let a = block_or_middle(w, self.block)?;
+        // Default: the middle block, moved down if needed so that block + d exists.
+        let default = (w.n_blocks() / 2).min(w.n_blocks().saturating_sub(1 + d as usize));
+        let a = block_or_middle(w, Some(self.block.unwrap_or(default)))?;
         let b = a + d as usize;
         if b >= w.n_blocks() {
             return Err(Error::input(
@@ -88,7 +91,13 @@ mod tests {
         assert!(rep.changed_names().iter().all(|n| n.starts_with("blk.2.") || n.starts_with("blk.3.")));
         let (w, rep) = check(&VariantSpec::LayerSwap(LayerSwap { severity: 0.0, block: None }));
         assert_eq!((w, rep.n_changed), (toy(4), 0));
+        // Default block moves down so that block + d exists: 4 blocks, d = 3 swaps 0 and 3.
+        let (_, rep) = check(&VariantSpec::LayerSwap(LayerSwap { severity: 3.0, block: None }));
+        assert!(rep.changed_names().iter().all(|n| n.starts_with("blk.0.") || n.starts_with("blk.3.")));
         let mut w = toy(4);
-        assert!(VariantSpec::LayerSwap(LayerSwap { severity: 2.0, block: None }).apply(&mut w, 1).is_err());
+        assert!(VariantSpec::LayerSwap(LayerSwap { severity: 2.0, block: Some(2) })
+            .apply(&mut w, 1)
+            .is_err());
+        assert!(VariantSpec::LayerSwap(LayerSwap { severity: 4.0, block: None }).apply(&mut w, 1).is_err());
     }
 }

@@ -22,6 +22,7 @@
 //! | `requant` | same-family | 32 / bits-per-weight of `to` (set by `to`) | q8_0 |
 //! | `weight-noise` | same-family | σ: W += σ·rms(W)·N(0,1) on every matrix | 1e-3 |
 //! | `other-checkpoint` | same-family | none (1); swaps in every tensor of `path` | — |
+//! | `further-training` | same-family | optimiser steps on the zoo corpus (zoo models) | — |
 //! | `low-rank-edit` | supply-chain | ρ = ‖ΔW‖_F / ‖W‖_F of a rank-`rank` edit | 1e-2 |
 //! | `bit-flips` | supply-chain | number of flipped bits (stored encoding or f32) | 10 |
 //! | `layer-swap` | supply-chain | distance d: swap blocks `block` and `block`+d | 1 |
@@ -29,12 +30,14 @@
 //! | `norm-scale` | supply-chain | ε: one norm vector × (1+ε) | 1e-2 |
 //! | `layer-replace` | supply-chain | number of consecutive blocks replaced | 1 |
 //!
-//! `further-training` (k more optimiser steps of a zoo model) is not an edit of a weight
-//! set but a training run: it belongs with the zoo's training code and is not here.
-//! `other-checkpoint` is kept as an attack so that a spec can name any substitute the
+//! `further-training` (same-family; severity = k more optimiser steps of a zoo model on
+//! the zoo corpus with a fresh seed) needs the zoo checkpoint's directory and works on
+//! HF-layout sets only. `other-checkpoint` is kept as an attack so that a spec can name any substitute the
 //! same way; it only checks that the donor has the same tensor layout.
 
 pub mod bit_flips;
+pub mod further_training;
+mod hf;
 pub mod layer_replace;
 pub mod layer_swap;
 pub mod low_rank_edit;
@@ -113,6 +116,7 @@ pub enum VariantSpec {
     Requant(requant::Requant),
     WeightNoise(weight_noise::WeightNoise),
     OtherCheckpoint(other_checkpoint::OtherCheckpoint),
+    FurtherTraining(further_training::FurtherTraining),
     LowRankEdit(low_rank_edit::LowRankEdit),
     BitFlips(bit_flips::BitFlips),
     LayerSwap(layer_swap::LayerSwap),
@@ -122,10 +126,11 @@ pub enum VariantSpec {
 }
 
 /// The names of every registered attack, in registration order.
-pub const ATTACKS: [&str; 9] = [
+pub const ATTACKS: [&str; 10] = [
     "requant",
     "weight-noise",
     "other-checkpoint",
+    "further-training",
     "low-rank-edit",
     "bit-flips",
     "layer-swap",
@@ -140,6 +145,7 @@ impl VariantSpec {
             VariantSpec::Requant(a) => Box::new(a.clone()),
             VariantSpec::WeightNoise(a) => Box::new(a.clone()),
             VariantSpec::OtherCheckpoint(a) => Box::new(a.clone()),
+            VariantSpec::FurtherTraining(a) => Box::new(a.clone()),
             VariantSpec::LowRankEdit(a) => Box::new(a.clone()),
             VariantSpec::BitFlips(a) => Box::new(a.clone()),
             VariantSpec::LayerSwap(a) => Box::new(a.clone()),
@@ -149,7 +155,8 @@ impl VariantSpec {
         }
     }
 
-    /// Every attack that needs no second checkpoint, at its default parameters.
+    /// Every attack that needs no second checkpoint or zoo directory, at its default
+    /// parameters.
     pub fn defaults() -> Vec<VariantSpec> {
         vec![
             VariantSpec::Requant(Default::default()),
@@ -313,7 +320,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<VariantSpec>(&j).unwrap(), s, "{j}");
             names.push(s.build().name());
         }
-        names.push("other-checkpoint");
+        names.extend(["other-checkpoint", "further-training"]);
         names.sort();
         let mut all = ATTACKS.to_vec();
         all.sort();
