@@ -335,7 +335,7 @@ fn repeat_kv(x: Tensor, rep: usize) -> candle_core::Result<Tensor> {
 }
 
 /// The safetensors files of an HF directory and the file to name in errors.
-fn safetensors_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+pub(crate) fn safetensors_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
         return Ok((single.clone(), vec![single]));

@@ -271,8 +271,17 @@ impl WeightSet {
 
     /// Every tensor of one safetensors file (HF naming), converted to f32.
     pub fn from_safetensors(path: &Path) -> Result<Self> {
-        let map = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::model(path, format!("not a readable safetensors file: {e}")))?;
+        Self::from_safetensors_files(&[path.to_path_buf()])
+    }
+
+    /// Every tensor of several safetensors shards (HF naming), converted to f32.
+    pub fn from_safetensors_files(paths: &[std::path::PathBuf]) -> Result<Self> {
+        let mut map = HashMap::new();
+        for path in paths {
+            let part = candle_core::safetensors::load(path, &Device::Cpu)
+                .map_err(|e| Error::model(path, format!("not a readable safetensors file: {e}")))?;
+            map.extend(part);
+        }
         let mut tensors = BTreeMap::new();
         let mut stored = BTreeMap::new();
         for (name, t) in map {
@@ -288,10 +297,12 @@ impl WeightSet {
     }
 
     /// A checkpoint by path: a `.gguf` file, a `.safetensors` file, or an HF model
-    /// directory holding `model.safetensors`.
+    /// directory holding `model.safetensors` (or shards listed in
+    /// `model.safetensors.index.json`).
     pub fn load(path: &Path) -> Result<Self> {
         if path.is_dir() {
-            return Self::from_safetensors(&path.join("model.safetensors"));
+            let (_, files) = crate::models::hf_llama::model::safetensors_files(path)?;
+            return Self::from_safetensors_files(&files);
         }
         match path.extension().and_then(|e| e.to_str()) {
             Some("gguf") => Self::from_gguf(path),
