@@ -96,6 +96,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fingerprint a registry model on a probe set and write it as JSON.
+    Fingerprint {
+        /// Registry model name.
+        #[arg(long)]
+        model: String,
+        /// GGUF weight mode (see `capture --help`).
+        #[arg(long, default_value = "f32")]
+        weights: String,
+        /// A shipped probe set name (general-en-v1, diverse-v1) or a probe-set file.
+        #[arg(long, default_value = "general-en-v1")]
+        probes: String,
+        /// Probe tokens to use (the first N of the probe stream).
+        #[arg(long, default_value_t = 512)]
+        tokens: usize,
+        /// Sequences per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Output file.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Compare two fingerprint files: per-channel distances with a per-block breakdown.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The synthetic model zoo: tiny llama decoders trained from scratch, reproducibly.
     #[command(subcommand)]
     Zoo(ZooCommand),

@@ -22,9 +22,11 @@
 //! digest is taken over.
 
 pub mod collect;
+pub mod compute;
 pub mod distance;
 pub mod eigen;
 pub mod encode;
+pub mod file;
 pub mod sketch;
 pub mod stats;
 

@@ -1,0 +1,53 @@
+//! `gapbench fingerprint` and `gapbench compare` on the real SmolLM2, through the binary.
+
+use std::path::Path;
+use std::process::Command;
+
+fn gapbench(args: &[&str]) -> std::process::Output {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    Command::new(env!("CARGO_BIN_EXE_gapbench"))
+        .current_dir(root)
+        .args(["-q", "--offline"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fingerprint(out: &Path, extra: &[&str]) {
+    let o = out.to_str().unwrap();
+    let mut args = vec!["fingerprint", "--model", "smollm2-135m-instruct-q4_1", "--tokens", "64", "-o", o];
+    args.extend_from_slice(extra);
+    let r = gapbench(&args);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+fn identity_distance(a: &Path, b: &Path) -> f64 {
+    let r = gapbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    v["identity"]["total"].as_f64().unwrap()
+}
+
+#[test]
+fn batching_barely_moves_the_fingerprint_and_requantization_does() {
+    crate::common::smollm2_gguf();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, q) = (dir.path().join("a.json"), dir.path().join("b.json"), dir.path().join("q.json"));
+    fingerprint(&a, &["--batch", "8"]);
+    fingerprint(&b, &["--batch", "3"]);
+    fingerprint(&q, &["--weights", "requant-q4_0-f32"]);
+    let benign = identity_distance(&a, &b);
+    let substituted = identity_distance(&a, &q);
+    assert!(benign < 1e-5, "batch size moved the identity channel by {benign}");
+    assert!(substituted > 100.0 * benign.max(1e-9), "q4_0 {substituted} vs benign {benign}");
+    let fp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    assert!(fp["encoded_bytes"].as_u64().unwrap() <= 4096);
+    assert_eq!(fp["fingerprint"]["meta"]["tokens_used"], 64);
+
+    // An edited file no longer matches its digest: refused, exit 2.
+    let text = std::fs::read_to_string(&a).unwrap().replacen("\"tokens_used\": 64", "\"tokens_used\": 65", 1);
+    std::fs::write(&a, text).unwrap();
+    let r = gapbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("digest"), "{}", String::from_utf8_lossy(&r.stderr));
+}
