@@ -119,7 +119,9 @@ pub enum Command {
     },
     /// Compare two fingerprint files: per-channel distances with a per-block breakdown.
     Compare {
+        /// The enrolled (reference) fingerprint file.
         a: PathBuf,
+        /// The candidate fingerprint file.
         b: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -11,25 +11,11 @@
 //!
 //! # Measured speed
 //!
-//! Prefill throughput of [`GgufLlama::capture`] (every residual layer + logits, mean
-//! pooling, batch 1, 64 tokens, release build), median of 5 runs after a warm-up, measured
-//! with `cargo bench --bench capture` on the
-//! 2-core x86_64 (AVX-512) development VM on 2026-12-03 while other builds were running
-//! (load average 4-5), so these are lower bounds and vary by about ±20% between runs:
-//!
-//! | weights                     | tokens/s | load  |
-//! |-----------------------------|----------|-------|
-//! | shipped (Q4_1)              | 8        | 0.2 s |
-//! | f32                         | 170-230  | 0.5 s |
-//! | f16                         | 93       | 1.0 s |
-//! | requant q8_0 (quantized)    | 32       | 1.1 s |
-//! | requant q8_0 (f32 compute)  | 160      | 1.3 s |
-//!
-//! Shipped Q4_1 is slow because candle 0.11.1 has no SIMD kernel for Q4_1 (perf: 80% of
-//! the time in `BlockQ4_1::vec_dot_unopt`); Q8_0, Q4_0 and the k-quants have AVX2 kernels.
-//! Use `f32` (same numbers as transformers to ~1e-6) when speed matters. On a busy
-//! machine candle's spinning thread barrier costs up to 20%:
-//! `CANDLE_BARRIER_POOL_SPIN_LIMIT=100` brought f32 from ~170 to ~210 tokens/s here.
+//! `cargo bench --bench capture` measures every mode; the figures are in the README
+//! ("Speed and memory"). In short, on 2 idle cores: f32 ~220-360 tokens/s, f16 ~110,
+//! re-quantized Q8_0 with quantized kernels ~80, shipped Q4_1 ~17 — candle 0.11.1 has no
+//! SIMD kernel for Q4_1 (80% of its time is in `BlockQ4_1::vec_dot_unopt`). Use `f32`
+//! (same numbers as transformers to ~1e-6) when speed matters.
 
 pub mod quantized_llama;
 
