@@ -105,10 +105,11 @@ fn git_state(repo: &Path) -> GitState {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     let commit = run(&["rev-parse", "HEAD"]);
-    // Untracked results being written by this very run must not count as dirt.
+    // Results are outputs, not code: runs being written (or replaced) there must not
+    // count as dirt, nor must untracked files.
     let dirty = commit
         .as_ref()
-        .and_then(|_| run(&["status", "--porcelain", "--untracked-files=no"]))
+        .and_then(|_| run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"]))
         .map(|s| !s.is_empty());
     GitState { commit, dirty }
 }
