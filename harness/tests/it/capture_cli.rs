@@ -1,20 +1,8 @@
 //! `gapbench capture` on the real SmolLM2 GGUF, through the binary: the acceptance prompt.
 
-use std::process::Command;
+use crate::common::gapbench_in_project as gapbench;
 
 const PROMPT: &str = "The following is a short geography quiz with answers. Question: What is the capital of France? Answer: Paris. Question: What is the capital of Italy? Answer: Rome. Question: What is the capital of Spain? Answer: Madrid. Question: What is the capital of Germany? Answer:";
-
-fn gapbench(args: &[&str]) -> std::process::Output {
-    // Models come from the default cache (fetched by the README's test command); the
-    // registry is the project's own.
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    Command::new(env!("CARGO_BIN_EXE_gapbench"))
-        .current_dir(root)
-        .args(["-q", "--offline"])
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn capture_prints_layers_and_berlin_first() {

@@ -34,3 +34,16 @@ fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/gapbench")
 }
+
+/// The binary run from the project root (its own registry), offline and quiet; models
+/// come from the default cache the README's test command fills.
+#[allow(dead_code)]
+pub fn gapbench_in_project(args: &[&str]) -> std::process::Output {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    std::process::Command::new(env!("CARGO_BIN_EXE_gapbench"))
+        .current_dir(root)
+        .args(["-q", "--offline"])
+        .args(args)
+        .output()
+        .unwrap()
+}

@@ -1,17 +1,7 @@
 //! `gapbench fingerprint` and `gapbench compare` on the real SmolLM2, through the binary.
 
+use crate::common::gapbench_in_project as gapbench;
 use std::path::Path;
-use std::process::Command;
-
-fn gapbench(args: &[&str]) -> std::process::Output {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    Command::new(env!("CARGO_BIN_EXE_gapbench"))
-        .current_dir(root)
-        .args(["-q", "--offline"])
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn fingerprint(out: &Path, extra: &[&str]) {
     let o = out.to_str().unwrap();
