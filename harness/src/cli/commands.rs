@@ -124,7 +124,7 @@ fn ls(config: &Config, dir: Option<PathBuf>) -> Result<i32> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     specs.sort();
-    println!("{:<28} {:<14} {:<40} {}", "SPEC", "KIND", "LATEST RUN", "DESCRIPTION");
+    println!("{:<28} {:<14} {:<40} DESCRIPTION", "SPEC", "KIND", "LATEST RUN");
     for path in specs {
         let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         match crate::spec::load(&path, &registry) {

@@ -178,7 +178,10 @@ pub fn mat_from_tensor(t: &Tensor, lengths: &[usize], pooling: Pooling) -> Resul
 
 /// Every captured layer as a matrix, in residual-index order, plus the logits' summary
 /// when the capture holds logits.
-pub fn capture_matrices(c: &Capture) -> Result<(Vec<(usize, Mat)>, Option<LogitSummary>)> {
+/// Per-layer matrices of one capture (residual index, rows × width) and its logit summary.
+pub type CaptureMatrices = (Vec<(usize, Mat)>, Option<LogitSummary>);
+
+pub fn capture_matrices(c: &Capture) -> Result<CaptureMatrices> {
     let layers = c
         .layers
         .iter()

@@ -15,7 +15,7 @@ use crate::models::tokenizer::GgufTokenizer;
 
 /// Text → token ids for any backend.
 pub enum TextTokenizer {
-    Gguf(GgufTokenizer),
+    Gguf(Box<GgufTokenizer>),
     Hf(Box<tokenizers::Tokenizer>),
 }
 
@@ -53,7 +53,7 @@ pub fn load(entry: &ModelEntry, dir: &Path, weights: WeightMode, device: &Device
         (Format::Gguf, "llama") => {
             let model = GgufLlama::load(&primary, weights, device)?.with_name(&entry.name);
             let tokenizer = GgufTokenizer::load(&primary)?;
-            Ok(Loaded { model: Box::new(model), tokenizer: TextTokenizer::Gguf(tokenizer) })
+            Ok(Loaded { model: Box::new(model), tokenizer: TextTokenizer::Gguf(Box::new(tokenizer)) })
         }
         (Format::Safetensors, "bert") => {
             reject_weight_mode(entry, weights)?;

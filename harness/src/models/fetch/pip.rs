@@ -32,7 +32,7 @@ pub fn fetch(
     spinner.finish_and_clear();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no output");
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
         return Err(Error::run(format!("pip download failed: {last}")));
     }
     let wheel = std::fs::read_dir(download.path())

@@ -105,8 +105,11 @@ const HF_BLOCK: [(Kind, &str); 9] = [
     (Kind::FfnDown, "mlp.down_proj"),
 ];
 
+/// A convention's block prefix, per-block tensor suffixes and global tensor names.
+type ConventionParts = (&'static str, &'static [(Kind, &'static str); 9], [(Kind, &'static str); 3]);
+
 impl Convention {
-    fn parts(self) -> (&'static str, &'static [(Kind, &'static str); 9], [(Kind, &'static str); 3]) {
+    fn parts(self) -> ConventionParts {
         match self {
             Convention::Gguf => (
                 "blk.",
