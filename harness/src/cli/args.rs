@@ -113,6 +113,13 @@ pub enum Command {
         /// Sequences per forward pass.
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Fingerprint a substitute instead: an attack as JSON, e.g.
+        /// '{"attack":"weight-noise","severity":1e-3}' (see the README's attack table).
+        #[arg(long, value_name = "JSON")]
+        variant: Option<String>,
+        /// Seed of the attack's randomness.
+        #[arg(long, default_value_t = 0)]
+        variant_seed: u64,
         /// Output file.
         #[arg(short, long, value_name = "FILE")]
         out: PathBuf,

@@ -81,8 +81,9 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
         }
         Command::Models(m) => models(config, m),
         Command::Zoo(z) => zoo(config, z),
-        Command::Fingerprint { model, weights, probes, tokens, batch, out } => {
-            fingerprint(config, &model, &weights, &probes, tokens, batch, &out)
+        Command::Fingerprint { model, weights, probes, tokens, batch, variant, variant_seed, out } => {
+            let variant = variant.map(|v| (v, variant_seed));
+            fingerprint(config, &model, &weights, &probes, (tokens, batch), variant, &out)
         }
         Command::Compare { a, b, json } => compare(&a, &b, json),
         Command::Capture { model, text, file, weights, top_k, json } => {
@@ -304,8 +305,8 @@ fn fingerprint(
     model: &str,
     weights: &str,
     probes: &str,
-    tokens: usize,
-    batch: usize,
+    (tokens, batch): (usize, usize),
+    variant: Option<(String, u64)>,
     out: &Path,
 ) -> Result<i32> {
     use crate::fingerprint::compute::{fingerprint_model, ProbeRun};
@@ -318,7 +319,26 @@ fn fingerprint(
     if batch == 0 {
         return Err(Error::input("--batch", "must be at least 1"));
     }
-    let mut loaded = load_model(config, model, weights)?;
+    let mut loaded = match variant {
+        None => load_model(config, model, weights)?,
+        Some((json, seed)) => {
+            let spec: crate::models::variants::VariantSpec =
+                serde_json::from_str(&json).map_err(|e| Error::input("--variant", e.to_string()))?;
+            let mode = weights.parse().map_err(|e: String| Error::input("--weights", e))?;
+            let registry = config.registry()?;
+            let entry = registry.get(model)?;
+            let (dir, _) = fetch::fetch(entry, &registry, &config.cache)?;
+            let (loaded, report) =
+                crate::models::load::load_variant(entry, &dir, mode, &spec, seed, &config.device)?;
+            eprintln!(
+                "{}: {} values changed in {} tensors",
+                report.attack,
+                report.n_changed,
+                report.changes.len()
+            );
+            loaded
+        }
+    };
     let run = ProbeRun { tokens, batch_size: batch, ..ProbeRun::default() };
     let fp = fingerprint_model(&mut loaded, &probes, &run, &Default::default())?;
     let file = crate::fingerprint::file::write(out, &fp)?;

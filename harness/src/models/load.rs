@@ -83,3 +83,37 @@ fn reject_weight_mode(entry: &ModelEntry, weights: WeightMode) -> Result<()> {
     }
     Ok(())
 }
+
+/// Load a registry model with one attack applied to its weights, in memory: the
+/// substitute a verifier would face. Returns the model and what the attack changed.
+pub fn load_variant(
+    entry: &ModelEntry,
+    dir: &Path,
+    weights: WeightMode,
+    variant: &crate::models::variants::VariantSpec,
+    seed: u64,
+    device: &Device,
+) -> Result<(Loaded, crate::models::variants::AttackReport)> {
+    use crate::models::variants::WeightSet;
+    let primary = dir.join(&entry.primary_file().path);
+    let base = load(entry, dir, WeightMode::F32, device)?; // validates the files, gives the tokenizer
+    let mut set = WeightSet::load(if entry.format == Format::Gguf { &primary } else { dir })?;
+    let report = variant.apply(&mut set, seed)?;
+    let name = format!("{}+{}", entry.name, report.attack);
+    let model: Box<dyn CaptureModel> = match (entry.format, entry.architecture.as_str()) {
+        (Format::Gguf, "llama") => {
+            Box::new(GgufLlama::from_weights(&primary, &set, weights, device)?.with_name(name))
+        }
+        (Format::Safetensors, "llama") => {
+            reject_weight_mode(entry, weights)?;
+            Box::new(HfLlama::from_weights_in(dir, &set, device)?)
+        }
+        (format, arch) => {
+            return Err(Error::input(
+                format!("variant of `{}`", entry.name),
+                format!("attacks apply to llama models only, not {arch} ({format:?})"),
+            ))
+        }
+    };
+    Ok((Loaded { model, tokenizer: base.tokenizer }, report))
+}

@@ -26,10 +26,24 @@ fn batching_barely_moves_the_fingerprint_and_requantization_does() {
     fingerprint(&a, &["--batch", "8"]);
     fingerprint(&b, &["--batch", "3"]);
     fingerprint(&q, &["--weights", "requant-q4_0-f32"]);
+    let e = dir.path().join("e.json");
+    fingerprint(&e, &["--variant", r#"{"attack":"low-rank-edit","severity":1e-2}"#]);
     let benign = identity_distance(&a, &b);
     let substituted = identity_distance(&a, &q);
+    let edited = identity_distance(&a, &e);
     assert!(benign < 1e-5, "batch size moved the identity channel by {benign}");
     assert!(substituted > 100.0 * benign.max(1e-9), "q4_0 {substituted} vs benign {benign}");
+    assert!(edited > 10.0 * benign.max(1e-9), "low-rank edit {edited} vs benign {benign}");
+    let r = gapbench(&[
+        "fingerprint",
+        "--model",
+        "smollm2-135m-instruct-q4_1",
+        "--variant",
+        "{\"attack\":\"nope\"}",
+        "-o",
+        "x.json",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
     let fp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
     assert!(fp["encoded_bytes"].as_u64().unwrap() <= 4096);
     assert_eq!(fp["fingerprint"]["meta"]["tokens_used"], 64);
