@@ -3,6 +3,7 @@
 mod bert;
 mod capture_cli;
 mod common;
+mod detect_tiny;
 mod fingerprint_cli;
 mod foundation;
 mod gguf;

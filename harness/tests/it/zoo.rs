@@ -10,7 +10,7 @@ use gapbench::models::capture::{CaptureModel, CaptureRequest, Pooling, TokenBatc
 use gapbench::models::hf_llama::{load_tokenizer, safetensors_bytes, HfLlama, Kernels, LlamaConfig};
 use gapbench::zoo::{build_zoo, tokenizer, train, ZooManifest, ZooSpec};
 
-fn tiny_zoo() -> &'static (tempfile::TempDir, ZooManifest) {
+pub(crate) fn tiny_zoo() -> &'static (tempfile::TempDir, ZooManifest) {
     static ZOO: OnceLock<(tempfile::TempDir, ZooManifest)> = OnceLock::new();
     ZOO.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
