@@ -71,7 +71,7 @@ pub fn run(exp: &Experiment, ctx: &RunContext, opts: &RunOptions) -> Result<RunO
 
     let samples = order_samples(samples, &assigned)?;
     write_samples(&dir.samples(), &samples)?;
-    let summary = summarise(exp, &dir, &spec_hash, &samples)?;
+    let summary = summarise(kind.as_ref(), exp, &dir, &spec_hash, &samples)?;
     finish(&dir, &mut record, clock, RunStatus::Complete, None)?;
     if record.shard.is_none() {
         dir.mark_latest()?;
@@ -139,8 +139,14 @@ fn open_for_resume(
     Ok((dir, record, done))
 }
 
-fn summarise(exp: &Experiment, dir: &RunDir, spec_hash: &str, samples: &[Sample]) -> Result<Summary> {
-    let metrics = instantiate(&exp.params).summarise(samples)?;
+fn summarise(
+    kind: &dyn crate::experiments::ExperimentKind,
+    exp: &Experiment,
+    dir: &RunDir,
+    spec_hash: &str,
+    samples: &[Sample],
+) -> Result<Summary> {
+    let metrics = kind.summarise(samples)?;
     let (finite, undefined): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|(_, v)| v.is_finite());
     if !undefined.is_empty() {
         tracing::warn!(
@@ -177,7 +183,8 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
     let first = shards.first().ok_or_else(|| Error::input("merge", "no run directories given"))?;
     let exp: Experiment = read_json(&RunDir::new(first).spec())?;
     let spec_hash = exp.hash()?;
-    let items = instantiate(&exp.params).items();
+    let kind = instantiate(&exp.params);
+    let items = kind.items();
     let mut samples = Vec::new();
     let mut records = Vec::new();
     for path in shards {
@@ -207,7 +214,7 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
     let (dir, run_id) = RunDir::create(results, &exp.name, &spec_hash, "-merged")?;
     crate::record::atomic::write_json_atomic(&dir.spec(), &exp)?;
     write_samples(&dir.samples(), &samples)?;
-    let summary = summarise(&exp, &dir, &spec_hash, &samples)?;
+    let summary = summarise(kind.as_ref(), &exp, &dir, &spec_hash, &samples)?;
     let base = &records[0];
     let record = Record {
         run_id,

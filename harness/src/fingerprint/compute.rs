@@ -40,7 +40,7 @@ pub fn fingerprint_model(
         layers: (0..info.n_residual()).collect(),
         pooling: Pooling::All,
         // Encoders have no logits; the fingerprint then has no logit blocks.
-        logits: info.architecture != "bert",
+        logits: info.has_logits(),
     };
     let mut collector = Collector::new();
     let bar =

@@ -122,6 +122,11 @@ impl ModelInfo {
     pub fn n_residual(&self) -> usize {
         self.n_blocks + 2
     }
+
+    /// Whether the model produces logits (decoders do; the BERT encoder has no LM head).
+    pub fn has_logits(&self) -> bool {
+        self.architecture != "bert"
+    }
 }
 
 pub trait CaptureModel: Send {

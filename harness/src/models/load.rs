@@ -95,25 +95,32 @@ pub fn load_variant(
     device: &Device,
 ) -> Result<(Loaded, crate::models::variants::AttackReport)> {
     use crate::models::variants::WeightSet;
+    if entry.architecture != "llama" {
+        return Err(Error::input(
+            format!("variant of `{}`", entry.name),
+            format!("attacks apply to llama models only, not {}", entry.architecture),
+        ));
+    }
     let primary = dir.join(&entry.primary_file().path);
-    let base = load(entry, dir, WeightMode::F32, device)?; // validates the files, gives the tokenizer
-    let mut set = WeightSet::load(if entry.format == Format::Gguf { &primary } else { dir })?;
-    let report = variant.apply(&mut set, seed)?;
-    let name = format!("{}+{}", entry.name, report.attack);
-    let model: Box<dyn CaptureModel> = match (entry.format, entry.architecture.as_str()) {
-        (Format::Gguf, "llama") => {
-            Box::new(GgufLlama::from_weights(&primary, &set, weights, device)?.with_name(name))
+    let (mut set, tokenizer) = match entry.format {
+        Format::Gguf => {
+            (WeightSet::load(&primary)?, TextTokenizer::Gguf(Box::new(GgufTokenizer::load(&primary)?)))
         }
-        (Format::Safetensors, "llama") => {
+        Format::Safetensors => {
             reject_weight_mode(entry, weights)?;
-            Box::new(HfLlama::from_weights_in(dir, &set, device)?)
-        }
-        (format, arch) => {
-            return Err(Error::input(
-                format!("variant of `{}`", entry.name),
-                format!("attacks apply to llama models only, not {arch} ({format:?})"),
-            ))
+            (
+                WeightSet::load(dir)?,
+                TextTokenizer::Hf(Box::new(crate::models::hf_llama::load_tokenizer(dir)?)),
+            )
         }
     };
-    Ok((Loaded { model, tokenizer: base.tokenizer }, report))
+    let report = variant.apply(&mut set, seed)?;
+    let model: Box<dyn CaptureModel> = match entry.format {
+        Format::Gguf => Box::new(
+            GgufLlama::from_weights(&primary, &set, weights, device)?
+                .with_name(format!("{}+{}", entry.name, report.attack)),
+        ),
+        Format::Safetensors => Box::new(HfLlama::from_weights_in(dir, &set, device)?),
+    };
+    Ok((Loaded { model, tokenizer }, report))
 }

@@ -26,6 +26,32 @@ fn capture_all(model: &mut GgufLlama, ids: &[u32]) -> Capture {
     model.capture(&TokenBatch::new(vec![ids.to_vec()]), &CaptureRequest::all(n, Pooling::All)).unwrap()
 }
 
+/// The unmodified weight set and its capture: the reference every attack is measured from.
+fn baseline(path: &std::path::Path, ids: &[u32]) -> (WeightSet, Capture) {
+    let base = WeightSet::from_gguf(path).unwrap();
+    let mut m0 = GgufLlama::from_weights(path, &base, WeightMode::F32, &Device::Cpu).unwrap();
+    let c0 = capture_all(&mut m0, ids);
+    (base, c0)
+}
+
+/// Apply `spec` (seed 1) to a copy of `base`; relative change of the final-norm
+/// activations and of the logits against `c0`.
+fn effect(
+    path: &std::path::Path,
+    base: &WeightSet,
+    c0: &Capture,
+    ids: &[u32],
+    spec: &VariantSpec,
+) -> (gapbench::models::variants::AttackReport, f64, f64) {
+    let mut w = base.clone();
+    let rep = spec.apply(&mut w, 1).unwrap();
+    let mut m = GgufLlama::from_weights(path, &w, WeightMode::F32, &Device::Cpu).unwrap();
+    let c = capture_all(&mut m, ids);
+    let h = rel_change(&c.layers[&31], &c0.layers[&31]);
+    let l = rel_change(c.logits.as_ref().unwrap(), c0.logits.as_ref().unwrap());
+    (rep, h, l)
+}
+
 fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
@@ -97,17 +123,9 @@ fn low_rank_edit_moves_only_later_layers() {
 fn every_default_attack_moves_the_final_norm() {
     let path = smollm2_gguf();
     let ids = ids16();
-    let base = WeightSet::from_gguf(&path).unwrap();
-    let mut m0 = GgufLlama::from_weights(&path, &base, WeightMode::F32, &Device::Cpu).unwrap();
-    let c0 = capture_all(&mut m0, &ids);
-    drop(m0);
+    let (base, c0) = baseline(&path, &ids);
     for spec in VariantSpec::defaults() {
-        let mut w = base.clone();
-        let rep = spec.apply(&mut w, 1).unwrap();
-        let mut m = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
-        let c = capture_all(&mut m, &ids);
-        let h = rel_change(&c.layers[&31], &c0.layers[&31]);
-        let l = rel_change(c.logits.as_ref().unwrap(), c0.logits.as_ref().unwrap());
+        let (rep, h, l) = effect(&path, &base, &c0, &ids, &spec);
         let worst = rep.changes.iter().map(|c| c.rel_frobenius).fold(0.0, f64::max);
         println!(
             "effect {:<14} severity {:<10.4e} tensors {:>3} values {:>9} max rel dW {:.2e} | final norm {:.3e} logits {:.3e}",
@@ -172,10 +190,7 @@ fn requant_attack_and_repackaging_match_the_file_modes() {
 fn severity_sweep() {
     let path = smollm2_gguf();
     let ids = ids16();
-    let base = WeightSet::from_gguf(&path).unwrap();
-    let mut m0 = GgufLlama::from_weights(&path, &base, WeightMode::F32, &Device::Cpu).unwrap();
-    let c0 = capture_all(&mut m0, &ids);
-    drop(m0);
+    let (base, c0) = baseline(&path, &ids);
     let specs: Vec<serde_json::Value> = serde_json::from_str(
         r#"[
         {"attack": "requant", "to": "q8_0"}, {"attack": "requant", "to": "q6_k"},
@@ -201,12 +216,7 @@ fn severity_sweep() {
     .unwrap();
     for s in specs {
         let spec: VariantSpec = serde_json::from_value(s.clone()).unwrap();
-        let mut w = base.clone();
-        let rep = spec.apply(&mut w, 1).unwrap();
-        let mut m = GgufLlama::from_weights(&path, &w, WeightMode::F32, &Device::Cpu).unwrap();
-        let c = capture_all(&mut m, &ids);
-        let h = rel_change(&c.layers[&31], &c0.layers[&31]);
-        let l = rel_change(c.logits.as_ref().unwrap(), c0.logits.as_ref().unwrap());
+        let (rep, h, l) = effect(&path, &base, &c0, &ids, &spec);
         println!("| `{s}` | {} | {} | {h:.2e} | {l:.2e} |", rep.changes.len(), rep.n_changed);
     }
 }
