@@ -30,7 +30,7 @@ pub struct RunOutcome {
 
 pub fn run(exp: &Experiment, ctx: &RunContext, opts: &RunOptions) -> Result<RunOutcome> {
     let spec_hash = exp.hash()?;
-    let kind = instantiate(&exp.params);
+    let kind = instantiate(&exp.params, exp.seed);
     let items = kind.items();
     let (dir, mut record, done) = match &opts.resume {
         Some(path) => open_for_resume(path, exp, &spec_hash, opts.shard)?,
@@ -183,7 +183,7 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
     let first = shards.first().ok_or_else(|| Error::input("merge", "no run directories given"))?;
     let exp: Experiment = read_json(&RunDir::new(first).spec())?;
     let spec_hash = exp.hash()?;
-    let kind = instantiate(&exp.params);
+    let kind = instantiate(&exp.params, exp.seed);
     let items = kind.items();
     let mut samples = Vec::new();
     let mut records = Vec::new();

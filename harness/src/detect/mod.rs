@@ -5,6 +5,7 @@
 //! - [`calibration`]: thresholds from benign nuisance (split conformal, optional GPD tail),
 //!   the accept / inconclusive / reject rule, sensitivity curves and the minimum
 //!   detectable severity.
+//! - [`cka`]: the linear-CKA activation-similarity baseline (REEF-style).
 //! - [`splits`]: enrolment / calibration / evaluation kept apart by construction.
 //!
 //! Terms: a *positive* is a substituted model; the detector *rejects* when
@@ -12,6 +13,7 @@
 //! model, TPR the detection rate on substitutes.
 
 pub mod calibration;
+pub mod cka;
 pub mod metrics;
 pub mod splits;
 

@@ -6,6 +6,7 @@
 //! field in `spec::RawSpec`, and one arm in [`instantiate`].
 
 pub mod inventory;
+pub mod substitution;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,12 +25,14 @@ use crate::spec::Kind;
 #[serde(rename_all = "kebab-case")]
 pub enum Params {
     Inventory(inventory::InventoryParams),
+    Substitution(substitution::SubstitutionParams),
 }
 
 impl Params {
     pub fn kind(&self) -> Kind {
         match self {
             Params::Inventory(_) => Kind::Inventory,
+            Params::Substitution(_) => Kind::Substitution,
         }
     }
 }
@@ -70,8 +73,9 @@ pub trait ExperimentKind: Send + Sync {
 }
 
 /// The kind registry: resolved parameters → the object that runs them.
-pub fn instantiate(params: &Params) -> Box<dyn ExperimentKind> {
+pub fn instantiate(params: &Params, seed: u64) -> Box<dyn ExperimentKind> {
     match params {
         Params::Inventory(p) => Box::new(inventory::Inventory::new(p.clone())),
+        Params::Substitution(p) => Box::new(substitution::Substitution::new(p.clone(), seed)),
     }
 }

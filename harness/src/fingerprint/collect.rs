@@ -72,6 +72,11 @@ impl Collector {
         self.rows
     }
 
+    /// Every layer's rows so far (residual index, `rows x width`), in arrival order.
+    pub fn matrices(&self) -> Result<Vec<(usize, MatRef<'_>)>> {
+        self.layers.iter().map(|(&l, (data, d))| Ok((l, MatRef::new(data, self.rows, *d)?))).collect()
+    }
+
     /// Statistics over everything added; `subject.tokens_used` should be [`Self::tokens`].
     pub fn fingerprint(self, subject: Subject, cfg: &FingerprintConfig) -> Result<Fingerprint> {
         let views = self

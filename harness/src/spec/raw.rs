@@ -15,14 +15,16 @@ use crate::spec::{Experiment, SpecSource, DEFAULT_SEED};
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Inventory,
+    Substitution,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Inventory];
+    pub const ALL: &'static [Kind] = &[Kind::Inventory, Kind::Substitution];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::Inventory => "inventory",
+            Kind::Substitution => "substitution",
         }
     }
 }
@@ -42,6 +44,7 @@ pub struct RawSpec {
     pub description: Option<String>,
     pub seed: Option<u64>,
     pub inventory: Option<Spanned<experiments::inventory::RawInventory>>,
+    pub substitution: Option<Spanned<experiments::substitution::RawSubstitution>>,
 }
 
 impl RawSpec {
@@ -57,7 +60,10 @@ impl RawSpec {
         }
         let kind = *self.kind.get_ref();
         // A table for another kind is almost certainly a mistake in `kind`.
-        let tables = [(Kind::Inventory, self.inventory.as_ref().map(|t| t.span()))];
+        let tables = [
+            (Kind::Inventory, self.inventory.as_ref().map(|t| t.span())),
+            (Kind::Substitution, self.substitution.as_ref().map(|t| t.span())),
+        ];
         for (k, span) in tables {
             if let (true, Some(span)) = (k != kind, span) {
                 return Err(src.error_at(span, format!("table `[{k}]` does not belong to kind `{kind}`")));
@@ -65,6 +71,7 @@ impl RawSpec {
         }
         let params: Params = match kind {
             Kind::Inventory => experiments::inventory::resolve(self.inventory, src, registry)?,
+            Kind::Substitution => experiments::substitution::spec::resolve(self.substitution, src, registry)?,
         };
         Ok(Experiment {
             name: name.clone(),

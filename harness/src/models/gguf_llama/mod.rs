@@ -53,10 +53,13 @@ pub enum QuantType {
     Q5K,
     #[serde(rename = "q6_k")]
     Q6K,
+    /// Half precision, what a "convert to f16" re-export does.
+    #[serde(rename = "f16")]
+    F16,
 }
 
 impl QuantType {
-    pub const ALL: [QuantType; 8] = [
+    pub const ALL: [QuantType; 9] = [
         QuantType::Q8_0,
         QuantType::Q4_0,
         QuantType::Q4_1,
@@ -65,6 +68,7 @@ impl QuantType {
         QuantType::Q4K,
         QuantType::Q5K,
         QuantType::Q6K,
+        QuantType::F16,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,7 @@ impl QuantType {
             QuantType::Q4K => "q4_k",
             QuantType::Q5K => "q5_k",
             QuantType::Q6K => "q6_k",
+            QuantType::F16 => "f16",
         }
     }
 
@@ -90,6 +95,7 @@ impl QuantType {
             QuantType::Q4K => GgmlDType::Q4K,
             QuantType::Q5K => GgmlDType::Q5K,
             QuantType::Q6K => GgmlDType::Q6K,
+            QuantType::F16 => GgmlDType::F16,
         }
     }
 

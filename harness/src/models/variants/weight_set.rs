@@ -316,6 +316,26 @@ impl WeightSet {
         }
     }
 
+    /// sha256 (hex) over every tensor's name, shape and f32 little-endian values, in name
+    /// order: the "hash the weights" baseline. Like a file sha256 it needs the weights, and
+    /// any edit changes it; unlike one it ignores how the file was laid out.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, t) in &self.tensors {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update((t.shape.len() as u64).to_le_bytes());
+            for &s in &t.shape {
+                h.update((s as u64).to_le_bytes());
+            }
+            for v in &t.data {
+                h.update(v.to_le_bytes());
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
     pub fn convention(&self) -> Convention {
         self.convention
     }

@@ -1,0 +1,469 @@
+//! From stored fingerprints to rates. Pure: reads only the samples.
+//!
+//! Detectors (each a distance to the enrolment; larger = more suspicious):
+//! - `identity`, `lineage`: the fingerprint channels, distance to the nearest enrolled
+//!   kernel path;
+//! - `logit`: the fingerprint's logit blocks alone (what a black-box verifier that sees
+//!   only output distributions could use);
+//! - `cka`: 1 - mean linear CKA to the reference activations (REEF-style; needs them);
+//! - `sha256`: 0 when the weights hash to the enrolled hash, else 1 (needs the weights).
+//!
+//! Thresholds (`tau`) come from the calibration half of the null only: split conformal
+//! when the calibration sample can certify `alpha` (method 0), else a generalised-Pareto
+//! tail fitted to it (method 1, a model), else the calibration maximum, which certifies
+//! only `1 / (n + 1)` (method 2; `alpha_certified` says what was certified). The
+//! threshold used is `max(tau_calibrated, tau_floor)` (`tau_floor²` for CKA, whose
+//! distance is quadratic in a perturbation; no floor for sha256): the floor is declared in
+//! the spec, never fitted, and guards against within-path nuisance that is bit-exact on
+//! the calibration machine. The evaluation half and the substitutes are scored against
+//! those thresholds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::detect::calibration::{min_detectable_severity, sensitivity_curve, GpdTail};
+use crate::detect::metrics::{auc, proportion, CiMethod};
+use crate::detect::splits::{check_disjoint, Calibration, Evaluation, Splits};
+use crate::detect::{conformal_threshold, Decision, DecisionRule};
+use crate::error::{Error, Result};
+use crate::experiments::Metrics;
+use crate::fingerprint::{distance, Fingerprint};
+use crate::record::Sample;
+
+use super::spec::{severity_label, SubstitutionParams, Sweep};
+use super::subjects::Measurement;
+
+const LEVEL: f64 = 0.95;
+
+struct Item {
+    m: Measurement,
+    /// None for a broken substitute (see `Measurement::broken`).
+    fp: Option<Fingerprint>,
+}
+
+/// Score of a substitute whose activations overflowed (JSON has no infinity).
+const BROKEN: f64 = f64::MAX;
+
+type Items = BTreeMap<String, Item>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Det {
+    Identity,
+    Lineage,
+    Logit,
+    Cka,
+    Sha256,
+}
+
+const DETECTORS: [Det; 5] = [Det::Identity, Det::Lineage, Det::Logit, Det::Cka, Det::Sha256];
+
+impl Det {
+    fn name(self) -> &'static str {
+        match self {
+            Det::Identity => "identity",
+            Det::Lineage => "lineage",
+            Det::Logit => "logit",
+            Det::Cka => "cka",
+            Det::Sha256 => "sha256",
+        }
+    }
+}
+
+/// Distance of `x` to the nearest of `refs` under detector `d`; None when the detector
+/// does not apply (no logits, no CKA measured).
+fn score(d: Det, x: &Item, refs: &[&Item]) -> Result<Option<f64>> {
+    let mut best: Option<f64> = None;
+    for r in refs {
+        let rfp = r.fp.as_ref().ok_or_else(|| Error::run("summary: a reference has no fingerprint"))?;
+        let v = match (d, &x.fp) {
+            (Det::Sha256, _) => Some(if x.m.weights_sha256 == r.m.weights_sha256 { 0.0 } else { 1.0 }),
+            (_, None) => Some(BROKEN),
+            (Det::Identity, Some(fp)) => Some(distance(fp, rfp)?.identity.total),
+            (Det::Lineage, Some(fp)) => Some(distance(fp, rfp)?.lineage.total),
+            (Det::Logit, Some(fp)) => {
+                let dd = distance(fp, rfp)?;
+                let l: Vec<f64> =
+                    dd.identity.blocks.iter().filter(|(n, _)| n.starts_with("logit")).map(|(_, v)| *v).collect();
+                (!l.is_empty()).then(|| l.iter().sum::<f64>() / l.len() as f64)
+            }
+            (Det::Cka, Some(_)) => x.m.cka_distance,
+        };
+        if let Some(v) = v {
+            best = Some(best.map_or(v, |b: f64| b.min(v)));
+        }
+    }
+    Ok(best)
+}
+
+/// `(tau, method, alpha certified)`; see the module docs.
+pub fn threshold(cal: &[f64], alpha: f64) -> (f64, f64, f64) {
+    if let Ok(c) = conformal_threshold(cal, alpha) {
+        return (c.tau, 0.0, alpha);
+    }
+    let n = cal.len();
+    let max = cal.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let certified = 1.0 / (n as f64 + 1.0);
+    if n >= 30 {
+        let start = 1.0 - 10.0 / n as f64;
+        if let Ok(t) = GpdTail::fit(cal, start).and_then(|g| g.threshold(alpha)) {
+            if t.is_finite() && t >= max {
+                return (t, 1.0, certified);
+            }
+        }
+    }
+    (max, 2.0, certified)
+}
+
+fn alabel(a: f64) -> String {
+    severity_label(a)
+}
+
+/// A group of substitutes at one severity.
+struct Group {
+    label: String,
+    sev_label: String,
+    severity: f64,
+    is_default: bool,
+    ids: Vec<String>,
+}
+
+fn groups_of(prefix: &str, sweeps: &[Sweep], items: &Items) -> Vec<Group> {
+    let mut out = vec![];
+    for s in sweeps {
+        for (sev_label, sev) in s.points() {
+            let p = format!("{prefix}/{}/{sev_label}/", s.label);
+            let ids: Vec<String> = items.keys().filter(|k| k.starts_with(&p)).cloned().collect();
+            let severity = match sev {
+                Some(v) => v,
+                None => ids.first().and_then(|i| items[i].m.attack.as_ref()).map_or(1.0, |a| a.severity),
+            };
+            out.push(Group {
+                label: s.label.clone(),
+                sev_label,
+                severity,
+                is_default: sev.is_none() || sev == s.default,
+                ids,
+            });
+        }
+    }
+    out
+}
+
+fn get<'a>(items: &'a Items, id: &str) -> Result<&'a Item> {
+    items.get(id).ok_or_else(|| Error::run(format!("summary: item `{id}` has no sample (run incomplete?)")))
+}
+
+/// Calibrate every detector on one subject and score its null and substitutes. Returns
+/// the identity threshold at the smallest alpha (for the pair analysis).
+#[allow(clippy::too_many_arguments)]
+fn subject(
+    out: &mut Metrics,
+    name: &str,
+    p: &SubstitutionParams,
+    seed: u64,
+    items: &Items,
+    refs: &[String],
+    nulls: &[String],
+    groups: &[Group],
+) -> Result<f64> {
+    let ref_items: Vec<&Item> = refs.iter().map(|r| get(items, r)).collect::<Result<_>>()?;
+    let null_refs: Vec<&str> = nulls.iter().map(String::as_str).collect();
+    let seeded = Splits::seeded(&null_refs, seed, 0.0, p.calibration_fraction)?;
+    let cal_ids = seeded.ids(crate::detect::Split::Calibration);
+    let eval_ids = seeded.ids(crate::detect::Split::Evaluation);
+    let ref_ids: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let splits = Splits::new(&ref_ids, &cal_ids, &eval_ids)?;
+    let min_alpha = p.alphas.iter().copied().fold(1.0, f64::min);
+    let mut identity_tau = f64::NAN;
+    for det in DETECTORS {
+        let scored = |ids: &[&str]| -> Result<Vec<(String, f64)>> {
+            let mut v = vec![];
+            for id in ids {
+                if let Some(s) = score(det, get(items, id)?, &ref_items)? {
+                    v.push((id.to_string(), s));
+                }
+            }
+            Ok(v)
+        };
+        let cal = splits.take::<Calibration>(scored(&cal_ids)?)?;
+        let eval = splits.take::<Evaluation>(scored(&eval_ids)?)?;
+        check_disjoint(&cal, &eval)?;
+        if cal.is_empty() || eval.is_empty() {
+            continue;
+        }
+        let key = |k: &str| format!("{name}.{}.{k}", det.name());
+        let (calv, evalv) = (cal.values(), eval.values());
+        out.insert(key("null.cal_n"), calv.len() as f64);
+        out.insert(key("null.eval_n"), evalv.len() as f64);
+        out.insert(key("null.cal_max"), calv.iter().copied().fold(0.0, f64::max));
+        out.insert(key("null.eval_max"), evalv.iter().copied().fold(0.0, f64::max));
+        let mut taus = vec![];
+        for &a in &p.alphas {
+            let (calibrated, method, certified) = threshold(&calv, a);
+                let tau = match det {
+                Det::Sha256 => calibrated,
+                // 1 - CKA is quadratic in a relative perturbation: the same floor, squared.
+                Det::Cka => calibrated.max(p.tau_floor * p.tau_floor),
+                _ => calibrated.max(p.tau_floor),
+            };
+            let ak = |k: &str| key(&format!("a{}.{k}", alabel(a)));
+            out.insert(ak("tau"), tau);
+            out.insert(ak("tau_calibrated"), calibrated);
+            out.insert(ak("method"), method);
+            out.insert(ak("alpha_certified"), certified);
+            let fp = evalv.iter().filter(|&&d| d > tau).count();
+            let pr = proportion(fp, evalv.len(), LEVEL, CiMethod::ClopperPearson)?;
+            out.insert(ak("eval_fpr"), pr.estimate);
+            out.insert(ak("eval_fpr_hi"), pr.hi);
+            let rule = DecisionRule::new(tau, p.margin)?;
+            let dec: Vec<Decision> = evalv.iter().map(|&d| rule.decide(d)).collect();
+            out.insert(ak("eval_rejects"), dec.iter().filter(|d| **d == Decision::Reject).count() as f64);
+            out.insert(
+                ak("eval_inconclusive"),
+                dec.iter().filter(|d| **d == Decision::Inconclusive).count() as f64,
+            );
+            if det == Det::Identity && a == min_alpha {
+                identity_tau = tau;
+            }
+            taus.push((a, tau));
+        }
+        let mut curves: BTreeMap<&str, Vec<(f64, Vec<f64>)>> = BTreeMap::new();
+        for g in groups {
+            let mut pos = vec![];
+            for id in &g.ids {
+                if let Some(s) = score(det, get(items, id)?, &ref_items)? {
+                    pos.push(s);
+                }
+            }
+            if pos.is_empty() {
+                continue;
+            }
+            let gk = |k: &str| key(&format!("{}.{}.{k}", g.label, g.sev_label));
+            out.insert(gk("n"), pos.len() as f64);
+            let broken = g.ids.iter().filter(|id| items.get(*id).is_some_and(|i| i.fp.is_none())).count();
+            out.insert(gk("broken"), broken as f64);
+            out.insert(gk("auc"), auc(&evalv, &pos)?);
+            let mut sorted = pos.clone();
+            sorted.sort_by(f64::total_cmp);
+            out.insert(gk("median"), sorted[sorted.len() / 2]);
+            for &(a, tau) in &taus {
+                let k = pos.iter().filter(|&&d| d > tau).count();
+                let pr = proportion(k, pos.len(), LEVEL, CiMethod::ClopperPearson)?;
+                let ak = |s: &str| gk(&format!("a{}.{s}", alabel(a)));
+                out.insert(ak("tpr"), pr.estimate);
+                out.insert(ak("tpr_lo"), pr.lo);
+                out.insert(ak("tpr_hi"), pr.hi);
+                if tau > 0.0 {
+                    out.insert(ak("ratio_median"), sorted[sorted.len() / 2] / tau);
+                    out.insert(ak("ratio_min"), sorted[0] / tau);
+                }
+                if g.is_default && det == Det::Identity && a == min_alpha {
+                    out.insert(format!("headline.{name}.{}.tpr", g.label), pr.estimate);
+                    out.insert(format!("headline.{name}.{}.tpr_lo", g.label), pr.lo);
+                    out.insert(format!("headline.{name}.{}.n", g.label), pos.len() as f64);
+                }
+            }
+            curves.entry(g.label.as_str()).or_default().push((g.severity, pos));
+        }
+        for (label, pts) in curves {
+            if pts.len() < 2 {
+                continue;
+            }
+            for &(a, tau) in &taus {
+                let curve = sensitivity_curve(tau, &pts, LEVEL, CiMethod::ClopperPearson)?;
+                let ak = |s: &str| key(&format!("{label}.a{}.{s}", alabel(a)));
+                for (s, lower) in [("min_detectable", false), ("min_detectable_ci", true)] {
+                    match min_detectable_severity(&curve, p.target_tpr, lower) {
+                        Some(v) => {
+                            out.insert(ak(s), v);
+                            out.insert(ak(&format!("{s}_found")), 1.0);
+                        }
+                        None => {
+                            out.insert(ak(&format!("{s}_found")), 0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(identity_tau)
+}
+
+fn width_of(id: &str) -> Option<&str> {
+    id.split('/').find(|s| s.starts_with("zoo-w")).and_then(|z| z.split('-').nth(1))
+}
+
+/// Zoo seed family `(width, seed)` of an item naming a zoo checkpoint.
+fn family_of(id: &str) -> Option<(String, String)> {
+    let z = id.split('/').find(|s| s.starts_with("zoo-w"))?;
+    let mut it = z.split('-');
+    it.next();
+    Some((it.next()?.to_string(), it.next()?.to_string()))
+}
+
+/// False accepts over every pair of distinct models (distinct weight hashes).
+fn pairs(out: &mut Metrics, items: &Items, real_tau: Option<f64>, zoo_taus: &BTreeMap<String, f64>) -> Result<()> {
+    let mut models: Vec<&str> = vec![];
+    let mut seen = BTreeSet::new();
+    for (id, it) in items {
+        if it.fp.is_none() {
+            continue;
+        }
+        let canonical = id.starts_with("zoo/fp/")
+            || (id.starts_with("real/ref/") && models.iter().all(|m| !m.starts_with("real/ref/")))
+            || ((id.starts_with("real/var/") || id.starts_with("zoo/var/")) && id.ends_with("/0"));
+        if canonical && seen.insert(it.m.weights_sha256.clone()) {
+            models.push(id);
+        }
+    }
+    let zoo_max = zoo_taus.values().copied().fold(f64::NAN, f64::max);
+    let (mut comparable, mut incomparable, mut false_accepts) = (0usize, 0usize, 0usize);
+    let mut min_ratio = f64::INFINITY;
+    let (mut same_fam, mut diff_fam) = (vec![], vec![]);
+    for (i, a) in models.iter().enumerate() {
+        for b in &models[i + 1..] {
+            let (Some(fa), Some(fb)) = (&items[*a].fp, &items[*b].fp) else {
+                continue;
+            };
+            let d = match distance(fa, fb) {
+                Ok(d) => d,
+                Err(_) => {
+                    incomparable += 1;
+                    continue;
+                }
+            };
+            comparable += 1;
+            let tau = if a.starts_with("real/") && b.starts_with("real/") {
+                real_tau.unwrap_or(f64::NAN)
+            } else {
+                width_of(a).and_then(|w| zoo_taus.get(w)).copied().unwrap_or(zoo_max)
+            };
+            if tau.is_nan() {
+                continue;
+            }
+            if d.identity.total <= tau {
+                false_accepts += 1;
+            }
+            if tau > 0.0 {
+                min_ratio = min_ratio.min(d.identity.total / tau);
+            }
+            if let (Some(fa), Some(fb)) = (family_of(a), family_of(b)) {
+                if fa == fb {
+                    same_fam.push(d.lineage.total);
+                } else if fa.0 == fb.0 {
+                    diff_fam.push(d.lineage.total);
+                }
+            }
+        }
+    }
+    out.insert("pairs.models".into(), models.len() as f64);
+    out.insert("pairs.total".into(), (models.len() * models.len().saturating_sub(1) / 2) as f64);
+    out.insert("pairs.comparable".into(), comparable as f64);
+    out.insert("pairs.incomparable_architecture".into(), incomparable as f64);
+    out.insert("pairs.false_accepts".into(), false_accepts as f64);
+    if min_ratio.is_finite() {
+        out.insert("pairs.min_distance_over_tau".into(), min_ratio);
+    }
+    if !same_fam.is_empty() && !diff_fam.is_empty() {
+        // Lineage: do checkpoints of one training run sit closer than other runs of the
+        // same width? AUC of "different run" against "same run".
+        out.insert("pairs.lineage.same_run_n".into(), same_fam.len() as f64);
+        out.insert("pairs.lineage.other_run_n".into(), diff_fam.len() as f64);
+        out.insert("pairs.lineage.auc_other_vs_same_run".into(), auc(&same_fam, &diff_fam)?);
+    }
+    Ok(())
+}
+
+fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()> {
+    let Some(pw) = &p.power else { return Ok(()) };
+    for t in &pw.tokens {
+        let r = get(items, &format!("power/{t}/ref"))?;
+        let nulls: Vec<f64> = (0..pw.null_draws)
+            .map(|i| score(Det::Identity, get(items, &format!("power/{t}/null/{i}"))?, &[r]).map(|s| s.unwrap_or(0.0)))
+            .collect::<Result<_>>()?;
+        let null_max = nulls.iter().copied().fold(0.0, f64::max);
+        let tau = null_max.max(p.tau_floor);
+        out.insert(format!("power.{t}.tokens_used"), r.m.tokens_used as f64);
+        out.insert(format!("power.{t}.tau"), tau);
+        out.insert(format!("power.{t}.null_max"), null_max);
+        for (label, _) in &pw.variants {
+            let pos: Vec<f64> = (1..=pw.draws)
+                .map(|d| {
+                    score(Det::Identity, get(items, &format!("power/{t}/{label}/{d}"))?, &[r]).map(|s| s.unwrap_or(0.0))
+                })
+                .collect::<Result<_>>()?;
+            let k = pos.iter().filter(|&&d| d > tau).count();
+            out.insert(format!("power.{t}.{label}.detected"), k as f64 / pos.len() as f64);
+            out.insert(format!("power.{t}.{label}.min_distance"), pos.iter().copied().fold(f64::INFINITY, f64::min));
+            if tau > 0.0 {
+                out.insert(
+                    format!("power.{t}.{label}.min_over_tau"),
+                    pos.iter().copied().fold(f64::INFINITY, f64::min) / tau,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Metrics> {
+    let mut items = Items::new();
+    let mut max_bytes = 0usize;
+    for s in samples {
+        let m: Measurement = serde_json::from_value(s.output.clone())
+            .map_err(|e| Error::run(format!("sample `{}`: {e}", s.item)))?;
+        max_bytes = max_bytes.max(m.fingerprint.len() / 2);
+        let fp = if m.broken.is_some() { None } else { Some(m.decode()?) };
+        items.insert(s.item.clone(), Item { m, fp });
+    }
+    let mut out = Metrics::new();
+    out.insert("items".into(), items.len() as f64);
+    out.insert("fingerprint.max_encoded_bytes".into(), max_bytes as f64);
+    let mut real_tau = None;
+    if let Some(r) = &p.real {
+        let refs: Vec<String> = r.paths.iter().map(|m| format!("real/ref/{m}")).collect();
+        let nulls: Vec<String> = items.keys().filter(|k| k.starts_with("real/null/")).cloned().collect();
+        let groups = groups_of("real/var", &r.variants, &items);
+        real_tau = Some(subject(&mut out, "real", p, seed, &items, &refs, &nulls, &groups)?);
+    }
+    let mut zoo_taus = BTreeMap::new();
+    if let Some(z) = &p.zoo {
+        for id in &z.enrol {
+            let refs = vec![format!("zoo/fp/{id}")];
+            let nulls: Vec<String> =
+                items.keys().filter(|k| k.starts_with(&format!("zoo/null/{id}/"))).cloned().collect();
+            let mut groups = groups_of(&format!("zoo/var/{id}"), &z.variants, &items);
+            let w = width_of(&refs[0]);
+            let others: Vec<String> = items
+                .keys()
+                .filter(|k| k.starts_with("zoo/fp/") && **k != refs[0] && width_of(k) == w)
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                groups.push(Group {
+                    label: "other-checkpoint".into(),
+                    sev_label: "fixed".into(),
+                    severity: 1.0,
+                    is_default: true,
+                    ids: others,
+                });
+            }
+            let tau = subject(&mut out, &format!("zoo.{id}"), p, seed, &items, &refs, &nulls, &groups)?;
+            if let Some(w) = w {
+                zoo_taus.insert(w.to_string(), tau);
+            }
+        }
+    }
+    pairs(&mut out, &items, real_tau, &zoo_taus)?;
+    power(&mut out, p, &items)?;
+    // Headline: the weakest default-severity TPR, and benign rejects over all subjects.
+    let tprs: Vec<f64> =
+        out.iter().filter(|(k, _)| k.starts_with("headline.") && k.ends_with(".tpr")).map(|(_, v)| *v).collect();
+    if !tprs.is_empty() {
+        out.insert("headline.min_default_tpr".into(), tprs.iter().copied().fold(1.0, f64::min));
+    }
+    let min_alpha = p.alphas.iter().copied().fold(1.0, f64::min);
+    let suffix = format!(".identity.a{}.eval_rejects", alabel(min_alpha));
+    let rejects: f64 = out.iter().filter(|(k, _)| k.ends_with(&suffix)).map(|(_, v)| *v).sum();
+    out.insert("headline.benign_rejects".into(), rejects);
+    Ok(out)
+}
