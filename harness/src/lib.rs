@@ -6,6 +6,7 @@
 //! See the README's folder map and `shared/design/architecture.md`.
 
 pub mod cli;
+pub mod compression;
 pub mod detect;
 pub mod error;
 pub mod experiments;
