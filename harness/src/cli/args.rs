@@ -47,8 +47,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run an experiment spec and write results/<experiment>/<run-id>/.
     Run {
-        /// The experiment spec (TOML). Optional with --resume (the run's spec.json is used).
-        spec: Option<PathBuf>,
+        /// Experiment specs (TOML), run one after another; every spec is resolved before
+        /// the first runs. None with --resume (the run's spec.json is used).
+        specs: Vec<PathBuf>,
         /// Continue an interrupted run in this directory, skipping finished items.
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
@@ -124,12 +125,24 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Compare two fingerprint files: per-channel distances with a per-block breakdown.
+    /// Compare two fingerprint files: per-channel distances with a per-block breakdown,
+    /// the calibrated threshold and the decision. Exit status: 0 accept, 3 reject,
+    /// 4 inconclusive (errors: 1 and 2 as everywhere).
     Compare {
         /// The enrolled (reference) fingerprint file.
         a: PathBuf,
         /// The candidate fingerprint file.
         b: PathBuf,
+        /// A substitution run (directory, or `results/<experiment>` for its LATEST run)
+        /// whose calibrated identity threshold is used [default: results/same-family]
+        #[arg(long, value_name = "RUN")]
+        calibration: Option<PathBuf>,
+        /// Target false-reject rate; must be one the calibration run computed.
+        #[arg(long, default_value_t = 1e-3)]
+        alpha: f64,
+        /// Use this threshold instead of a calibration run (margin 4).
+        #[arg(long)]
+        tau: Option<f64>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::args::{Command, GlobalArgs, ModelsCommand, ZooCommand};
 use crate::error::{Error, Result};
 use crate::experiments::RunContext;
+use crate::fingerprint::Fingerprint;
 use crate::models::fetch::{self, Cache, Fetched, FileState};
 use crate::models::registry::Registry;
 use crate::record::run::latest_run;
@@ -65,7 +66,7 @@ fn project_root() -> PathBuf {
 
 pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
     match command {
-        Command::Run { spec, resume, shard } => run(config, spec, resume, shard),
+        Command::Run { specs, resume, shard } => run(config, specs, resume, shard),
         Command::Validate { spec } => {
             let exp = crate::spec::load(&spec, &config.registry()?)?;
             let pretty = crate::record::canonical::to_pretty_json(&exp)?;
@@ -85,32 +86,45 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
             let variant = variant.map(|v| (v, variant_seed));
             fingerprint(config, &model, &weights, &probes, (tokens, batch), variant, &out)
         }
-        Command::Compare { a, b, json } => compare(&a, &b, json),
+        Command::Compare { a, b, calibration, alpha, tau, json } => {
+            compare(config, CompareArgs { a, b, calibration, alpha, tau, json })
+        }
         Command::Capture { model, text, file, weights, top_k, json } => {
             capture(config, &model, text, file, &weights, top_k, json)
         }
     }
 }
 
-fn run(
-    config: &Config,
-    spec: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    shard: Option<String>,
-) -> Result<i32> {
+fn run(config: &Config, specs: Vec<PathBuf>, resume: Option<PathBuf>, shard: Option<String>) -> Result<i32> {
     let registry = config.registry()?;
-    let exp = match (&spec, &resume) {
-        (Some(path), _) => crate::spec::load(path, &registry)?,
-        (None, Some(dir)) => crate::record::run::read_json(&dir.join("spec.json"))?,
-        (None, None) => return Err(Error::input("run", "give a SPEC, or --resume RUN_DIR")),
+    let exps = match (specs.is_empty(), &resume) {
+        (false, None) => specs.iter().map(|p| crate::spec::load(p, &registry)).collect::<Result<Vec<_>>>()?,
+        (false, Some(_)) if specs.len() > 1 => {
+            return Err(Error::input("run", "--resume continues one run: give at most one SPEC"))
+        }
+        (false, Some(_)) => vec![crate::spec::load(&specs[0], &registry)?],
+        (true, Some(dir)) => vec![crate::record::run::read_json(&dir.join("spec.json"))?],
+        (true, None) => return Err(Error::input("run", "give a SPEC, or --resume RUN_DIR")),
     };
     let shard = shard.map(|s| s.parse::<Shard>()).transpose()?;
-    let ctx = config.context(exp.seed)?;
-    let opts = RunOptions { results: config.results.clone(), resume, shard };
-    let out = runner::run(&exp, &ctx, &opts)?;
-    println!("run {} complete: {}", out.summary.run_id, out.dir.path.display());
-    for (k, v) in &out.summary.metrics {
-        println!("  {k} = {v}");
+    if shard.is_some() && exps.len() > 1 {
+        return Err(Error::input("run", "--shard splits one experiment: give one SPEC"));
+    }
+    for exp in exps {
+        let ctx = config.context(exp.seed)?;
+        let opts = RunOptions { results: config.results.clone(), resume: resume.clone(), shard };
+        let out = runner::run(&exp, &ctx, &opts)?;
+        println!("run {} complete: {}", out.summary.run_id, out.dir.path.display());
+        // Large summaries: the headline numbers here, everything in summary.json.
+        let many = out.summary.metrics.len() > 40;
+        for (k, v) in &out.summary.metrics {
+            if !many || k.starts_with("headline.") || k.starts_with("pairs.") {
+                println!("  {k} = {v}");
+            }
+        }
+        if many {
+            println!("  ({} metrics in {})", out.summary.metrics.len(), out.dir.summary().display());
+        }
     }
     Ok(0)
 }
@@ -354,12 +368,79 @@ fn fingerprint(
     Ok(0)
 }
 
-fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
-    let (fa, fb) = (crate::fingerprint::file::read(a)?, crate::fingerprint::file::read(b)?);
+struct CompareArgs {
+    a: PathBuf,
+    b: PathBuf,
+    calibration: Option<PathBuf>,
+    alpha: f64,
+    tau: Option<f64>,
+    json: bool,
+}
+
+/// A threshold and margin, and where they came from.
+#[derive(serde::Serialize)]
+struct Threshold {
+    tau: f64,
+    margin: f64,
+    source: String,
+}
+
+/// The identity threshold at `alpha` from a substitution run's summary (real subject).
+fn calibrated_threshold(config: &Config, run: Option<&Path>, alpha: f64, a: &Fingerprint) -> Result<Threshold> {
+    use crate::record::run::{read_json, RunDir, Summary};
+    let default = config.results.join("same-family");
+    let path = run.unwrap_or(&default);
+    let dir = if path.join("LATEST").is_file() {
+        latest_run(path.parent().unwrap_or(Path::new(".")), &path.file_name().unwrap_or_default().to_string_lossy())?
+    } else {
+        RunDir::new(path.to_path_buf())
+    };
+    let what = format!("calibration run {}", dir.path.display());
+    let summary: Summary = read_json(&dir.path.join("summary.json"))
+        .map_err(|e| Error::input(what.clone(), format!("{e} (run a substitution experiment, or pass --tau)")))?;
+    let exp: crate::spec::Experiment = read_json(&dir.path.join("spec.json"))?;
+    let crate::experiments::Params::Substitution(p) = &exp.params else {
+        return Err(Error::input(what, format!("`{}` is not a substitution experiment", exp.name)));
+    };
+    if p.probe_sha256 != a.meta.probe_sha256 || p.tokens != a.meta.tokens_used as usize {
+        return Err(Error::input(
+            what,
+            format!(
+                "calibrated for {} tokens of `{}`; the fingerprints use {} tokens of `{}`",
+                p.tokens, p.probes, a.meta.tokens_used, a.meta.probe_set
+            ),
+        ));
+    }
+    // The enrolled subject the reference names: a zoo checkpoint, else the real model.
+    let a_label = crate::experiments::substitution::spec::severity_label(alpha);
+    let name = a.meta.model_id.split('@').next().unwrap_or_default();
+    let zoo_key = format!("zoo.{name}.identity.a{a_label}.tau");
+    let key =
+        if summary.metrics.contains_key(&zoo_key) { zoo_key } else { format!("real.identity.a{a_label}.tau") };
+    let tau = *summary.metrics.get(&key).ok_or_else(|| {
+        Error::input(what.clone(), format!("no `{key}` in its summary (alphas computed: {:?})", p.alphas))
+    })?;
+    Ok(Threshold { tau, margin: p.margin, source: format!("{} ({key})", dir.path.display()) })
+}
+
+fn compare(config: &Config, c: CompareArgs) -> Result<i32> {
+    use crate::detect::{Decision, DecisionRule};
+    let (fa, fb) = (crate::fingerprint::file::read(&c.a)?, crate::fingerprint::file::read(&c.b)?);
     let d = crate::fingerprint::distance(&fa.fingerprint, &fb.fingerprint)?;
-    if json {
-        println!("{}", String::from_utf8_lossy(&crate::record::canonical::to_pretty_json(&d)?));
-        return Ok(0);
+    let th = match c.tau {
+        Some(tau) => Threshold { tau, margin: 4.0, source: "--tau".into() },
+        None => calibrated_threshold(config, c.calibration.as_deref(), c.alpha, &fa.fingerprint)?,
+    };
+    let decision = DecisionRule::new(th.tau, th.margin)?.decide(d.identity.total);
+    let code = match decision {
+        Decision::Accept => 0,
+        Decision::Reject => 3,
+        Decision::Inconclusive => 4,
+    };
+    if c.json {
+        let v = serde_json::json!({ "distance": d, "threshold": th, "decision": decision });
+        println!("{}", String::from_utf8_lossy(&crate::record::canonical::to_pretty_json(&v)?));
+        return Ok(code);
     }
     println!(
         "A: {} ({})\nB: {} ({})",
@@ -371,6 +452,7 @@ fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
             println!("    {block:<22} {v:.6e}");
         }
     }
-    println!("threshold and decision: not calibrated yet (the calibration experiment is not implemented)");
-    Ok(0)
+    println!("threshold {:.6e} (identity; reject above {:.6e}) from {}", th.tau, th.tau * th.margin, th.source);
+    println!("decision  {decision:?} (identity distance / threshold = {:.3e})", d.identity.total / th.tau.max(f64::MIN_POSITIVE));
+    Ok(code)
 }

@@ -7,5 +7,6 @@ mod detect_tiny;
 mod fingerprint_cli;
 mod foundation;
 mod gguf;
+mod substitution;
 mod variants;
 mod zoo;

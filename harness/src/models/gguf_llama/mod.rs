@@ -475,6 +475,53 @@ impl GgufLlama {
         }
     }
 
+    /// Greedy decoding through the KV cache: up to `max_new` tokens after `prompt`,
+    /// stopping before any id in `stop`. Deterministic (argmax; ties go to the lowest id),
+    /// so generated text is a pure function of the weights, the kernels and the prompt.
+    /// Prompts longer than the model's context are an input error.
+    pub fn generate_greedy(&mut self, prompt: &[u32], max_new: usize, stop: &[u32]) -> Result<Vec<u32>> {
+        use crate::error::CandleContext;
+        if prompt.is_empty() || prompt.len() + max_new > self.info.max_seq_len {
+            return Err(Error::input(
+                format!("generation with {}", self.path.display()),
+                format!(
+                    "prompt of {} tokens + {max_new} new must be 1..={} tokens",
+                    prompt.len(),
+                    self.info.max_seq_len
+                ),
+            ));
+        }
+        let argmax = |logits: &candle_core::Tensor| -> Result<u32> {
+            let v = logits.squeeze(0).and_then(|l| l.to_vec1::<f32>()).ctx("generation: read logits")?;
+            let mut best = 0usize;
+            for (i, x) in v.iter().enumerate() {
+                if *x > v[best] {
+                    best = i;
+                }
+            }
+            Ok(best as u32)
+        };
+        self.model.clear_kv_cache();
+        let x = candle_core::Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).ctx("token ids")?;
+        let mut logits = self.model.forward(&x, 0).ctx("generation: prefill")?;
+        let mut out = Vec::new();
+        let mut pos = prompt.len();
+        for _ in 0..max_new {
+            let next = argmax(&logits)?;
+            if stop.contains(&next) {
+                break;
+            }
+            out.push(next);
+            let x = candle_core::Tensor::new(&[next], &self.device)
+                .and_then(|t| t.unsqueeze(0))
+                .ctx("token ids")?;
+            logits = self.model.forward(&x, pos).ctx("generation: decode step")?;
+            pos += 1;
+        }
+        self.model.clear_kv_cache();
+        Ok(out)
+    }
+
     /// The upstream candle forward: last-position logits `[batch, vocab]` of an unpadded
     /// batch, through the KV cache (cleared first, so each call is independent).
     pub fn forward_last_logits(&mut self, ids: &[u32]) -> Result<candle_core::Tensor> {
