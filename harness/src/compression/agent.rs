@@ -258,3 +258,36 @@ impl Agent for ScriptedAgent {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::generator::{Scenario, SessionSpec};
+
+    #[test]
+    fn asks_for_approval_only_while_the_gate_is_in_context() {
+        let spec = SessionSpec {
+            constraints: 1,
+            classes: vec![ConstraintClass::ApprovalGate],
+            ..Default::default()
+        };
+        let sc = Scenario::new(&spec, 4).unwrap();
+        let gate = sc.constraints[0].clone();
+        let sys = Turn::new(0, Role::System, sc.task.system);
+        let with = vec![sys.clone(), Turn::new(1, Role::User, gate.text.clone())];
+        let without = vec![sys];
+        let mut a = ScriptedAgent::new(&sc);
+        let destructive = sc.task.destructive_tool;
+        let mut deleted_without = 0;
+        for _ in 0..60 {
+            let t = a.act(&with).unwrap();
+            assert_ne!(t.tool.as_deref(), Some(destructive), "deleted with the gate present");
+            let t = a.act(&without).unwrap();
+            deleted_without += (t.tool.as_deref() == Some(destructive)) as usize;
+        }
+        assert!(deleted_without > 5);
+        let q = PROBES[0];
+        assert!(a.answer(&with, q).unwrap().contains(&gate.text));
+        assert!(!a.answer(&without, q).unwrap().contains("approve"));
+    }
+}

@@ -323,6 +323,18 @@ pub struct Session {
     pub turns: Vec<Turn>,
 }
 
+/// The agent's output before and after one boundary ([`Session::windows`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Windows {
+    pub boundary: usize,
+    pub pre_texts: Vec<String>,
+    pub pre_tools: Vec<String>,
+    pub post_texts: Vec<String>,
+    pub post_tools: Vec<String>,
+    /// Turn index of each post text (for online signals and latency).
+    pub post_turns: Vec<usize>,
+}
+
 /// One JSONL line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -372,6 +384,28 @@ impl Session {
     /// Indices of the compaction turns, in order.
     pub fn boundaries(&self) -> Vec<usize> {
         self.turns.iter().filter(|t| t.role == Role::Compaction).map(|t| t.index).collect()
+    }
+
+    /// What a black-box monitor sees around boundary `event` (0-based): the agent's own
+    /// turns (assistant and tool-call texts, and tool names) from the previous boundary (or
+    /// the start) up to this one, and from this one up to the next (or the end).
+    pub fn windows(&self, event: usize) -> Option<Windows> {
+        let b = self.boundaries();
+        let at = *b.get(event)?;
+        let start = if event == 0 { 0 } else { b[event - 1] + 1 };
+        let end = b.get(event + 1).copied().unwrap_or(self.turns.len());
+        let agent = |r: std::ops::Range<usize>| -> (Vec<String>, Vec<String>, Vec<usize>) {
+            let ts: Vec<&Turn> =
+                self.turns[r].iter().filter(|t| matches!(t.role, Role::Assistant | Role::ToolCall)).collect();
+            (
+                ts.iter().map(|t| t.text.clone()).collect(),
+                ts.iter().filter_map(|t| t.tool.clone()).collect(),
+                ts.iter().map(|t| t.index).collect(),
+            )
+        };
+        let (pre_texts, pre_tools, _) = agent(start..at);
+        let (post_texts, post_tools, post_turns) = agent(at + 1..end);
+        Some(Windows { boundary: at, pre_texts, pre_tools, post_texts, post_tools, post_turns })
     }
 
     /// The JSONL lines (header first), each without a trailing newline.

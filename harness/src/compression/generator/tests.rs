@@ -248,3 +248,31 @@ fn generated_lines_match_the_json_schema() {
         }
     }
 }
+
+#[test]
+fn tool_shift_and_lexicon_see_a_targeted_drop_more_than_a_kept_control() {
+    use crate::compression::signals::{constraint_lexicon_decay, tool_shift, LexiconConfig};
+    let mean = |fate: Fate| -> (f64, f64) {
+        let (mut j, mut l) = (0.0, 0.0);
+        for seed in 0..10 {
+            // A post window long enough for the corrected lexicon signal to call anchors lost.
+            let sp = spec(|s| {
+                s.fate = fate;
+                s.post_steps = 30;
+            });
+            let s = simulate_scripted(&sp, seed, None).unwrap();
+            let w = s.windows(0).unwrap();
+            let pre: Vec<&str> = w.pre_tools.iter().map(String::as_str).collect();
+            let post: Vec<&str> = w.post_tools.iter().map(String::as_str).collect();
+            j += tool_shift(&pre, &post, &[], 0.5).jsd;
+            let vocab: Vec<String> = s.header.constraints.iter().flat_map(|c| c.keywords.clone()).collect();
+            let pt: Vec<&str> = w.pre_texts.iter().map(String::as_str).collect();
+            let qt: Vec<&str> = w.post_texts.iter().map(String::as_str).collect();
+            l += constraint_lexicon_decay(&pt, &qt, &vocab, &LexiconConfig::default()).decay.unwrap_or(0.0);
+        }
+        (j / 10.0, l / 10.0)
+    };
+    let (jd, ld) = mean(Fate::TargetedDrop);
+    let (jk, lk) = mean(Fate::Kept);
+    assert!(jd > jk && ld > lk, "drop: jsd {jd:.3} lex {ld:.3}; kept: jsd {jk:.3} lex {lk:.3}");
+}
