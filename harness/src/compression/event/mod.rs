@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::compression::transcript::scan::BoundaryScan;
 use crate::error::{Error, Result};
 
 pub const SCHEMA: &str = "gapbench-compression-event/1";
@@ -118,6 +119,65 @@ pub struct CompressionEvent {
     pub reauthorisation: Option<String>,
     /// sha256 hex of the previous record's canonical JSON; [`ZERO_HASH`] for the first.
     pub prev_hash: String,
+}
+
+impl CompressionEvent {
+    /// A record for one scanned boundary, with the transcript-derived fields filled in and
+    /// `signals` empty for the caller to add. Decision: `reauthorise` (risk `high`) when a
+    /// constraint did not survive, else `none` (risk `nominal`); the caller may raise it to
+    /// `monitor` from the signals. `prev_hash` is set by [`EventLog::append`].
+    pub fn from_scan(
+        scan: &BoundaryScan,
+        agent_id: &str,
+        source_file: Option<&str>,
+        summariser: Option<&str>,
+    ) -> Self {
+        let b = &scan.boundary;
+        let lost: Vec<&ConstraintSurvival> = scan.constraints.iter().filter(|c| !c.survived).collect();
+        let (decision, risk_state, reauthorisation) = if lost.is_empty() {
+            (Decision::None, RiskState::Nominal, None)
+        } else {
+            let list: Vec<String> = lost.iter().map(|c| format!("{} \"{}\"", c.id, c.text)).collect();
+            let text = format!(
+                "Pause the agent and ask the delegating user to restate or re-authorise {} constraint(s) \
+                 missing from the context after the compaction: {}",
+                lost.len(),
+                list.join("; ")
+            );
+            (Decision::Reauthorise, RiskState::High, Some(text))
+        };
+        let session = b.session_id.clone().unwrap_or_else(|| "unknown-session".into());
+        CompressionEvent {
+            schema: SCHEMA.into(),
+            correlation_id: format!("{session}:{}", b.line),
+            timestamp: b.timestamp.clone().unwrap_or_else(|| chrono::Utc::now().to_rfc3339()),
+            agent_id: agent_id.into(),
+            delegated_subject: None,
+            resource: scan.first_tool_after.clone(),
+            action: "context-compaction".into(),
+            decision,
+            risk_state,
+            remediation: Vec::new(),
+            session_id: b.session_id.clone(),
+            source_file: source_file.map(str::to_string),
+            source_line: Some(b.line),
+            trigger: serde_json::to_value(b.trigger)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            source_trigger: b.source_trigger.clone(),
+            tokens_before: b.tokens_before,
+            tokens_after: b.tokens_after,
+            ratio: b.ratio,
+            tokens_estimated: b.tokens_estimated,
+            summariser: summariser.map(str::to_string),
+            summary_sha256: b.summary_text.as_deref().map(sha256_hex),
+            constraints: scan.constraints.clone(),
+            signals: Vec::new(),
+            reauthorisation,
+            prev_hash: ZERO_HASH.into(),
+        }
+    }
 }
 
 /// sha256 hex of a text (for `summary_sha256`).

@@ -169,3 +169,39 @@ fn constraints_are_extracted_and_checked_by_cue_and_overlap() {
     let flipped = check_survival(&x.found[2], &ctx("Emails can be handled in any batch size."));
     assert!(!flipped.survived);
 }
+
+#[test]
+fn records_drafted_from_the_example_scans_chain_and_decide() {
+    use crate::compression::transcript::{boundary::BoundaryConfig, scan, ReadOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("events.jsonl");
+    let mut log = EventLog::open(&log_path).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/transcripts");
+    let mut decisions = Vec::new();
+    for name in [
+        "claude-code-lost-approval.jsonl",
+        "claude-code-kept-approval.jsonl",
+        "openai-agent-loop-reset.jsonl",
+    ] {
+        let path = root.join(name);
+        let s = scan::scan_transcript(
+            &path,
+            &ReadOptions::default(),
+            &BoundaryConfig::default(),
+            Default::default(),
+        )
+        .unwrap();
+        for b in &s.boundaries {
+            let ev = CompressionEvent::from_scan(b, "agent-1", Some(name), None);
+            assert_eq!(ev.summary_sha256.is_some(), b.boundary.summary_text.is_some());
+            decisions.push(ev.decision);
+            log.append(ev).unwrap();
+        }
+    }
+    assert_eq!(decisions, [Decision::Reauthorise, Decision::None, Decision::Reauthorise]);
+    assert_eq!(verify_chain(&log_path).unwrap().records, 3);
+    let first: CompressionEvent =
+        serde_json::from_str(std::fs::read_to_string(&log_path).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!((first.trigger.as_str(), first.resource.as_deref()), ("explicit", Some("delete_emails")));
+    assert!(first.reauthorisation.unwrap().contains("wait for my approval"));
+}

@@ -36,7 +36,8 @@ pub struct BoundaryScan {
     pub boundary: Boundary,
     /// Up to `pre` conversation events just before the boundary, in order.
     pub pre: Vec<TranscriptEvent>,
-    /// Up to `post` conversation events after it, stopping at the next boundary.
+    /// Up to `post` conversation events after it (from the boundary event itself for a token
+    /// drop), stopping at the next boundary.
     pub post: Vec<TranscriptEvent>,
     /// Every constraint found before the boundary, checked against the post context.
     pub constraints: Vec<ConstraintSurvival>,
@@ -96,11 +97,6 @@ pub fn scan_transcript(
                 .iter()
                 .any(|b| b.event_index == ordinal && b.trigger == BoundaryTrigger::InferredTokenDrop),
         };
-        for b in finished {
-            if let Some(o) = open.iter_mut().find(|o| o.event_index == b.event_index) {
-                o.boundary = Some(b);
-            }
-        }
         if started {
             for o in &mut open {
                 o.filling = false;
@@ -116,8 +112,13 @@ pub fn scan_transcript(
                 filling: true,
             });
         }
+        for b in finished {
+            if let Some(o) = open.iter_mut().find(|o| o.event_index == b.event_index) {
+                o.boundary = Some(b);
+            }
+        }
         let conversation = ev.role != Role::Compaction && !ev.raw_kind.ends_with("/retained");
-        for o in open.iter_mut().filter(|o| o.filling && o.event_index != ordinal) {
+        for o in open.iter_mut().filter(|o| o.filling) {
             let retained = ev.raw_kind.ends_with("/retained");
             if retained || (conversation && matches!(ev.role, Role::User | Role::System)) {
                 let what = if retained { "retained turn" } else { "post-boundary turn" };

@@ -328,3 +328,29 @@ fn example_d_has_no_boundary() {
     assert!(s.boundaries.is_empty());
     assert!(s.stats.events >= 20);
 }
+
+#[test]
+fn scan_windows_a_token_drop_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drop.jsonl");
+    let turn = |i: u64, tokens: u64| {
+        format!(
+            r#"{{"type":"user","sessionId":"s","message":{{"role":"user","content":"Step {i}. Never push to main."}}}}
+{{"type":"assistant","sessionId":"s","message":{{"role":"assistant","content":"Done {i}.","usage":{{"input_tokens":{tokens}}}}}}}"#
+        )
+    };
+    let lines: Vec<String> =
+        (0..10).map(|i| turn(i, if i < 6 { 10_000 + i * 1000 } else { 3000 + i * 100 })).collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let sizes = WindowSizes { pre: 4, post: 3 };
+    let s = scan_transcript(&path, &ReadOptions::default(), &BoundaryConfig::default(), sizes).unwrap();
+    assert_eq!(s.boundaries.len(), 1);
+    let b = &s.boundaries[0];
+    assert_eq!((b.boundary.trigger, b.boundary.line), (BoundaryTrigger::InferredTokenDrop, 14));
+    assert_eq!((b.pre.len(), b.post.len()), (4, 3));
+    assert_eq!(b.pre.last().unwrap().line, 13);
+    assert_eq!(b.post[0].line, 14, "the turn that shows the drop is the first after it");
+    // "Never push to main." is restated by the user after the boundary: it survives.
+    assert_eq!(s.constraints.len(), 1);
+    assert!(b.constraints[0].survived, "{:?}", b.constraints);
+}
