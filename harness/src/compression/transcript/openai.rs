@@ -13,6 +13,10 @@
 //! the new context follows, carried-over messages marked `/retained`, so that whatever
 //! survived the reset is visible after the boundary.
 //!
+//! In the document form, `lenient` skips elements that are valid JSON but not messages; a
+//! JSON *syntax* error still ends the read with `file:line`, since a single document cannot
+//! be resynchronised after one.
+//!
 //! Optional per-line fields: `response` (a message, or a completion with
 //! `choices[0].message`), `usage.prompt_tokens` (top level or in `response`), `timestamp`,
 //! `session_id`. Messages are compared by a hash of their JSON, one `u64` per message of the
