@@ -5,6 +5,7 @@
 //! Adding a kind: a module here, a variant in [`Params`] and in `spec::Kind`, a table
 //! field in `spec::RawSpec`, and one arm in [`instantiate`].
 
+pub mod compression;
 pub mod inventory;
 pub mod substitution;
 
@@ -26,6 +27,7 @@ use crate::spec::Kind;
 pub enum Params {
     Inventory(inventory::InventoryParams),
     Substitution(substitution::SubstitutionParams),
+    Compression(compression::CompressionParams),
 }
 
 impl Params {
@@ -33,6 +35,7 @@ impl Params {
         match self {
             Params::Inventory(_) => Kind::Inventory,
             Params::Substitution(_) => Kind::Substitution,
+            Params::Compression(_) => Kind::Compression,
         }
     }
 }
@@ -77,5 +80,6 @@ pub fn instantiate(params: &Params, seed: u64) -> Box<dyn ExperimentKind> {
     match params {
         Params::Inventory(p) => Box::new(inventory::Inventory::new(p.clone())),
         Params::Substitution(p) => Box::new(substitution::Substitution::new(p.clone(), seed)),
+        Params::Compression(p) => Box::new(compression::CompressionKind::new(p.clone(), seed)),
     }
 }

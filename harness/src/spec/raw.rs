@@ -16,15 +16,17 @@ use crate::spec::{Experiment, SpecSource, DEFAULT_SEED};
 pub enum Kind {
     Inventory,
     Substitution,
+    Compression,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Inventory, Kind::Substitution];
+    pub const ALL: &'static [Kind] = &[Kind::Inventory, Kind::Substitution, Kind::Compression];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::Inventory => "inventory",
             Kind::Substitution => "substitution",
+            Kind::Compression => "compression",
         }
     }
 }
@@ -45,6 +47,7 @@ pub struct RawSpec {
     pub seed: Option<u64>,
     pub inventory: Option<Spanned<experiments::inventory::RawInventory>>,
     pub substitution: Option<Spanned<experiments::substitution::RawSubstitution>>,
+    pub compression: Option<Spanned<experiments::compression::RawCompression>>,
 }
 
 impl RawSpec {
@@ -63,6 +66,7 @@ impl RawSpec {
         let tables = [
             (Kind::Inventory, self.inventory.as_ref().map(|t| t.span())),
             (Kind::Substitution, self.substitution.as_ref().map(|t| t.span())),
+            (Kind::Compression, self.compression.as_ref().map(|t| t.span())),
         ];
         for (k, span) in tables {
             if let (true, Some(span)) = (k != kind, span) {
@@ -72,6 +76,7 @@ impl RawSpec {
         let params: Params = match kind {
             Kind::Inventory => experiments::inventory::resolve(self.inventory, src, registry)?,
             Kind::Substitution => experiments::substitution::spec::resolve(self.substitution, src, registry)?,
+            Kind::Compression => experiments::compression::spec::resolve(self.compression, src, registry)?,
         };
         Ok(Experiment {
             name: name.clone(),

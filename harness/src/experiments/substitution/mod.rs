@@ -32,7 +32,8 @@ use crate::record::{ModelUse, Sample};
 use crate::zoo::ZooSpec;
 pub use spec::{RawSubstitution, SubstitutionParams};
 use spec::{severity_label, Sweep};
-use subjects::{derive_seed, lock, measure, zoo_model, Nuisance, Probe, SharedCache, Source};
+pub use subjects::derive_seed;
+use subjects::{lock, measure, zoo_model, Nuisance, Probe, SharedCache, Source};
 
 pub struct Substitution {
     p: SubstitutionParams,
@@ -200,7 +201,7 @@ impl ExperimentKind for Substitution {
                     },
                     _ => return Err(unknown()),
                 };
-                measure(&self.cache, ctx, &probes, cfg, probe, first)?
+                measure(&self.cache, ctx, &probes, cfg, probe, &r.paths)?
             }
             ("power", Some(src), _) => {
                 let r = self.p.real.as_ref().ok_or_else(unknown)?;
@@ -219,7 +220,7 @@ impl ExperimentKind for Substitution {
                 };
                 let probe =
                     Probe { src, mode: r.paths[0], run: self.run(tokens), nuisance, variant, cka: None };
-                measure(&self.cache, ctx, &probes, cfg, probe, r.paths[0])?
+                measure(&self.cache, ctx, &probes, cfg, probe, &r.paths[..1])?
             }
             ("zoo", _, Some(dir)) => {
                 let z = self.p.zoo.as_ref().ok_or_else(unknown)?;
@@ -251,7 +252,7 @@ impl ExperimentKind for Substitution {
                     variant,
                     cka: cka_src.as_ref(),
                 };
-                measure(&self.cache, ctx, &probes, cfg, probe, WeightMode::F32)?
+                measure(&self.cache, ctx, &probes, cfg, probe, &[WeightMode::F32])?
             }
             _ => return Err(unknown()),
         };

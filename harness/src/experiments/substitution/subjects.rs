@@ -78,8 +78,9 @@ pub struct Measurement {
     pub nuisance: Nuisance,
     /// sha256 of the weights computed with (the "hash the weights" baseline).
     pub weights_sha256: String,
-    /// `1 - mean linear CKA` to the subject's reference activations, when measured.
-    pub cka_distance: Option<f64>,
+    /// `1 - mean linear CKA` to the reference activations of each enrolled path (path →
+    /// distance), when measured.
+    pub cka: std::collections::BTreeMap<String, f64>,
     /// What the attack changed, when there was one.
     pub attack: Option<AttackSummary>,
     /// Set when the substitute's forward pass overflowed (non-finite activations): no
@@ -181,7 +182,7 @@ pub struct Cache {
     models: HashMap<(String, String), Loaded>,
     weights: HashMap<String, Arc<WeightSet>>,
     hashes: HashMap<String, String>,
-    cka: HashMap<(String, usize), Arc<CkaReference>>,
+    cka: HashMap<(String, String, usize), Arc<CkaReference>>,
     probes: Option<Arc<ProbeSet>>,
     zoo: Option<PathBuf>,
     real_dir: Option<PathBuf>,
@@ -267,7 +268,7 @@ pub struct Probe<'a> {
     pub nuisance: Nuisance,
     pub variant: Option<(VariantSpec, u64)>,
     /// Compare activations by CKA to this source's canonical run (no attack, canonical
-    /// nuisance, on the reference mode passed to [`measure`]).
+    /// nuisance) on each reference mode passed to [`measure`].
     pub cka: Option<&'a Source>,
 }
 
@@ -278,22 +279,23 @@ pub fn measure(
     probes: &ProbeSet,
     cfg: &FingerprintConfig,
     p: Probe,
-    ref_mode: WeightMode,
+    ref_modes: &[WeightMode],
 ) -> Result<Measurement> {
     let mut c = lock(cache);
     let run = ProbeRun { batch_size: p.nuisance.batch_size, ..p.run.clone() };
-    let cka_ref = if let Some(rs) = p.cka {
-        let key = (rs.key(), p.run.tokens);
-        if !c.cka.contains_key(&key) {
-            let loaded = c.model(rs, ref_mode, ctx)?;
-            let (_, acts) = fingerprint_ordered(loaded, probes, &p.run, None, true, cfg)?;
-            let r = CkaReference::new(&acts.expect("kept"))?;
-            c.cka.insert(key.clone(), Arc::new(r));
+    let mut cka_refs = Vec::new();
+    if let Some(rs) = p.cka {
+        for mode in ref_modes {
+            let key = (rs.key(), mode.to_string(), p.run.tokens);
+            if !c.cka.contains_key(&key) {
+                let loaded = c.model(rs, *mode, ctx)?;
+                let (_, acts) = fingerprint_ordered(loaded, probes, &p.run, None, true, cfg)?;
+                let r = CkaReference::new(&acts.expect("kept"))?;
+                c.cka.insert(key.clone(), Arc::new(r));
+            }
+            cka_refs.push((mode.to_string(), c.cka[&key].clone()));
         }
-        Some(c.cka[&key].clone())
-    } else {
-        None
-    };
+    }
     let mut variant_model;
     let (loaded, weights_sha256, attack) = match &p.variant {
         None => {
@@ -313,7 +315,7 @@ pub fn measure(
         o.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s));
         o
     });
-    let keep = cka_ref.is_some();
+    let keep = !cka_refs.is_empty();
     let go = |loaded: &mut Loaded| fingerprint_ordered(loaded, probes, &run, order.as_deref(), keep, cfg);
     let result = match p.nuisance.threads {
         None => go(loaded),
@@ -335,17 +337,19 @@ pub fn measure(
                 path: p.mode.to_string(),
                 nuisance: p.nuisance,
                 weights_sha256,
-                cka_distance: None,
+                cka: Default::default(),
                 attack,
                 broken: Some(e.to_string()),
             })
         }
         Err(e) => return Err(e),
     };
-    let cka_distance = match (cka_ref, acts) {
-        (Some(r), Some(a)) => Some(r.distance(&a)?),
-        _ => None,
-    };
+    let mut cka = std::collections::BTreeMap::new();
+    if let Some(a) = &acts {
+        for (mode, r) in &cka_refs {
+            cka.insert(mode.clone(), r.distance(a)?);
+        }
+    }
     let bytes = encode::encode(&fp)?;
     Ok(Measurement {
         digest: crate::record::canonical::sha256_hex(&bytes),
@@ -354,7 +358,7 @@ pub fn measure(
         path: p.mode.to_string(),
         nuisance: p.nuisance,
         weights_sha256,
-        cka_distance,
+        cka,
         attack,
         broken: None,
     })

@@ -68,27 +68,50 @@ impl Det {
     }
 }
 
-/// Distance of `x` to the nearest of `refs` under detector `d`; None when the detector
-/// does not apply (no logits, no CKA measured).
-fn score(d: Det, x: &Item, refs: &[&Item]) -> Result<Option<f64>> {
+/// Distance of `x` to the reference of one enrolled path under detector `d`; None when
+/// the detector does not apply (no logits, no CKA measured against that path).
+fn raw(d: Det, x: &Item, r: &PathRef) -> Result<Option<f64>> {
+    let rfp = r.item.fp.as_ref().ok_or_else(|| Error::run("summary: a reference has no fingerprint"))?;
+    Ok(match (d, &x.fp) {
+        (Det::Sha256, _) => Some(if x.m.weights_sha256 == r.item.m.weights_sha256 { 0.0 } else { 1.0 }),
+        (_, None) => Some(BROKEN),
+        (Det::Identity, Some(fp)) => Some(distance(fp, rfp)?.identity.total),
+        (Det::Lineage, Some(fp)) => Some(distance(fp, rfp)?.lineage.total),
+        (Det::Logit, Some(fp)) => {
+            let dd = distance(fp, rfp)?;
+            let l: Vec<f64> =
+                dd.identity.blocks.iter().filter(|(n, _)| n.starts_with("logit")).map(|(_, v)| *v).collect();
+            (!l.is_empty()).then(|| l.iter().sum::<f64>() / l.len() as f64)
+        }
+        (Det::Cka, Some(_)) => x.m.cka.get(&r.path).copied(),
+    })
+}
+
+/// One enrolled kernel path: its name and its reference item.
+struct PathRef<'a> {
+    path: String,
+    item: &'a Item,
+}
+
+/// `d / tau`, with `tau = 0` (an exact detector) mapping any change to [`BROKEN`].
+fn normalised(d: f64, tau: f64) -> f64 {
+    if tau > 0.0 {
+        d / tau
+    } else if d > 0.0 {
+        BROKEN
+    } else {
+        0.0
+    }
+}
+
+/// The suspect's score: distance over threshold to the nearest enrolled path (accept at
+/// `<= 1`). None when the detector applies to no path.
+fn score(d: Det, x: &Item, refs: &[PathRef], taus: &[f64]) -> Result<Option<f64>> {
     let mut best: Option<f64> = None;
-    for r in refs {
-        let rfp = r.fp.as_ref().ok_or_else(|| Error::run("summary: a reference has no fingerprint"))?;
-        let v = match (d, &x.fp) {
-            (Det::Sha256, _) => Some(if x.m.weights_sha256 == r.m.weights_sha256 { 0.0 } else { 1.0 }),
-            (_, None) => Some(BROKEN),
-            (Det::Identity, Some(fp)) => Some(distance(fp, rfp)?.identity.total),
-            (Det::Lineage, Some(fp)) => Some(distance(fp, rfp)?.lineage.total),
-            (Det::Logit, Some(fp)) => {
-                let dd = distance(fp, rfp)?;
-                let l: Vec<f64> =
-                    dd.identity.blocks.iter().filter(|(n, _)| n.starts_with("logit")).map(|(_, v)| *v).collect();
-                (!l.is_empty()).then(|| l.iter().sum::<f64>() / l.len() as f64)
-            }
-            (Det::Cka, Some(_)) => x.m.cka_distance,
-        };
-        if let Some(v) = v {
-            best = Some(best.map_or(v, |b: f64| b.min(v)));
+    for (r, &tau) in refs.iter().zip(taus) {
+        if let Some(v) = raw(d, x, r)? {
+            let s = normalised(v, tau);
+            best = Some(best.map_or(s, |b: f64| b.min(s)));
         }
     }
     Ok(best)
@@ -152,8 +175,20 @@ fn get<'a>(items: &'a Items, id: &str) -> Result<&'a Item> {
     items.get(id).ok_or_else(|| Error::run(format!("summary: item `{id}` has no sample (run incomplete?)")))
 }
 
-/// Calibrate every detector on one subject and score its null and substitutes. Returns
-/// the identity threshold at the smallest alpha (for the pair analysis).
+/// The kernel path a null or reference item ran on (`real/null/<path>/<i>`,
+/// `real/ref/<path>`; zoo items run on `f32`).
+fn path_of(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    match parts.as_slice() {
+        ["real", "null", path, _] | ["real", "ref", path] => path.to_string(),
+        _ => "f32".into(),
+    }
+}
+
+/// Calibrate every detector on one subject, **per enrolled kernel path** (each path's
+/// threshold from its own calibration nulls), and score its null and substitutes by the
+/// distance over threshold to the nearest path. Returns the identity threshold of the
+/// first path at the smallest alpha (for the pair analysis).
 #[allow(clippy::too_many_arguments)]
 fn subject(
     out: &mut Metrics,
@@ -165,120 +200,157 @@ fn subject(
     nulls: &[String],
     groups: &[Group],
 ) -> Result<f64> {
-    let ref_items: Vec<&Item> = refs.iter().map(|r| get(items, r)).collect::<Result<_>>()?;
+    let refs: Vec<PathRef> =
+        refs.iter().map(|r| Ok(PathRef { path: path_of(r), item: get(items, r)? })).collect::<Result<_>>()?;
     let null_refs: Vec<&str> = nulls.iter().map(String::as_str).collect();
     let seeded = Splits::seeded(&null_refs, seed, 0.0, p.calibration_fraction)?;
     let cal_ids = seeded.ids(crate::detect::Split::Calibration);
     let eval_ids = seeded.ids(crate::detect::Split::Evaluation);
-    let ref_ids: Vec<&str> = refs.iter().map(String::as_str).collect();
-    let splits = Splits::new(&ref_ids, &cal_ids, &eval_ids)?;
+    let ref_ids: Vec<String> = refs.iter().map(|r| format!("ref:{}", r.path)).collect();
+    let ref_id_refs: Vec<&str> = ref_ids.iter().map(String::as_str).collect();
+    let splits = Splits::new(&ref_id_refs, &cal_ids, &eval_ids)?;
     let min_alpha = p.alphas.iter().copied().fold(1.0, f64::min);
     let mut identity_tau = f64::NAN;
     for det in DETECTORS {
-        let scored = |ids: &[&str]| -> Result<Vec<(String, f64)>> {
-            let mut v = vec![];
-            for id in ids {
-                if let Some(s) = score(det, get(items, id)?, &ref_items)? {
-                    v.push((id.to_string(), s));
-                }
+        let key = |k: &str| format!("{name}.{}.{k}", det.name());
+        // Calibration distances per path, each null to its own path's reference.
+        let mut cal_by_path: Vec<Vec<f64>> = vec![vec![]; refs.len()];
+        let mut cal_items = vec![];
+        for id in &cal_ids {
+            let path = path_of(id);
+            let Some(k) = refs.iter().position(|r| r.path == path) else {
+                return Err(Error::run(format!("summary: null `{id}` ran on a path that was not enrolled")));
+            };
+            if let Some(v) = raw(det, get(items, id)?, &refs[k])? {
+                cal_by_path[k].push(v);
+                cal_items.push((id.to_string(), v));
             }
-            Ok(v)
-        };
-        let cal = splits.take::<Calibration>(scored(&cal_ids)?)?;
-        let eval = splits.take::<Evaluation>(scored(&eval_ids)?)?;
-        check_disjoint(&cal, &eval)?;
-        if cal.is_empty() || eval.is_empty() {
+        }
+        let cal = splits.take::<Calibration>(cal_items)?;
+        if cal.is_empty() {
             continue;
         }
-        let key = |k: &str| format!("{name}.{}.{k}", det.name());
-        let (calv, evalv) = (cal.values(), eval.values());
+        if let Some(k) = cal_by_path.iter().position(|v| v.is_empty()) {
+            return Err(Error::input(
+                format!("substitution run `{name}`"),
+                format!("path `{}` has no calibration null; add null draws on it", refs[k].path),
+            ));
+        }
+        let calv = cal.values();
         out.insert(key("null.cal_n"), calv.len() as f64);
-        out.insert(key("null.eval_n"), evalv.len() as f64);
         out.insert(key("null.cal_max"), calv.iter().copied().fold(0.0, f64::max));
-        out.insert(key("null.eval_max"), evalv.iter().copied().fold(0.0, f64::max));
-        let mut taus = vec![];
+        let mut taus_by_alpha = vec![];
         for &a in &p.alphas {
-            let (calibrated, method, certified) = threshold(&calv, a);
-                let tau = match det {
-                Det::Sha256 => calibrated,
-                // 1 - CKA is quadratic in a relative perturbation: the same floor, squared.
-                Det::Cka => calibrated.max(p.tau_floor * p.tau_floor),
-                _ => calibrated.max(p.tau_floor),
-            };
             let ak = |k: &str| key(&format!("a{}.{k}", alabel(a)));
-            out.insert(ak("tau"), tau);
-            out.insert(ak("tau_calibrated"), calibrated);
-            out.insert(ak("method"), method);
-            out.insert(ak("alpha_certified"), certified);
-            let fp = evalv.iter().filter(|&&d| d > tau).count();
+            let mut taus = vec![];
+            for (r, c) in refs.iter().zip(&cal_by_path) {
+                let (calibrated, method, certified) = threshold(c, a);
+                let tau = match det {
+                    Det::Sha256 => calibrated,
+                    // 1 - CKA is quadratic in a relative perturbation: the same floor, squared.
+                    Det::Cka => calibrated.max(p.tau_floor * p.tau_floor),
+                    _ => calibrated.max(p.tau_floor),
+                };
+                out.insert(ak(&format!("tau.{}", r.path)), tau);
+                out.insert(ak(&format!("tau_calibrated.{}", r.path)), calibrated);
+                out.insert(ak(&format!("method.{}", r.path)), method);
+                out.insert(ak(&format!("alpha_certified.{}", r.path)), certified);
+                out.insert(ak(&format!("cal_n.{}", r.path)), c.len() as f64);
+                taus.push(tau);
+            }
+            out.insert(ak("tau"), taus[0]);
+            if det == Det::Identity && a == min_alpha {
+                identity_tau = taus[0];
+            }
+            taus_by_alpha.push((a, taus));
+        }
+        // Evaluation nulls and substitutes, scored against every path's threshold.
+        let mut curves: BTreeMap<&str, Vec<(f64, Vec<f64>)>> = BTreeMap::new();
+        for (ai, (a, taus)) in taus_by_alpha.iter().enumerate() {
+            let ak = |k: &str| key(&format!("a{}.{k}", alabel(*a)));
+            let mut eval_items = vec![];
+            for id in &eval_ids {
+                if let Some(s) = score(det, get(items, id)?, &refs, taus)? {
+                    eval_items.push((id.to_string(), s));
+                }
+            }
+            let eval = splits.take::<Evaluation>(eval_items)?;
+            check_disjoint(&cal, &eval)?;
+            let evalv = eval.values();
+            if evalv.is_empty() {
+                continue;
+            }
+            out.insert(key("null.eval_n"), evalv.len() as f64);
+            out.insert(ak("eval_max_ratio"), evalv.iter().copied().fold(0.0, f64::max));
+            let fp = evalv.iter().filter(|&&s| s > 1.0).count();
             let pr = proportion(fp, evalv.len(), LEVEL, CiMethod::ClopperPearson)?;
             out.insert(ak("eval_fpr"), pr.estimate);
             out.insert(ak("eval_fpr_hi"), pr.hi);
-            let rule = DecisionRule::new(tau, p.margin)?;
-            let dec: Vec<Decision> = evalv.iter().map(|&d| rule.decide(d)).collect();
+            let rule = DecisionRule::new(1.0, p.margin)?;
+            let dec: Vec<Decision> = evalv.iter().map(|&s| rule.decide(s)).collect();
             out.insert(ak("eval_rejects"), dec.iter().filter(|d| **d == Decision::Reject).count() as f64);
             out.insert(
                 ak("eval_inconclusive"),
                 dec.iter().filter(|d| **d == Decision::Inconclusive).count() as f64,
             );
-            if det == Det::Identity && a == min_alpha {
-                identity_tau = tau;
-            }
-            taus.push((a, tau));
-        }
-        let mut curves: BTreeMap<&str, Vec<(f64, Vec<f64>)>> = BTreeMap::new();
-        for g in groups {
-            let mut pos = vec![];
-            for id in &g.ids {
-                if let Some(s) = score(det, get(items, id)?, &ref_items)? {
-                    pos.push(s);
+            for g in groups {
+                let mut pos = vec![];
+                let mut dist = vec![];
+                for id in &g.ids {
+                    let it = get(items, id)?;
+                    if let Some(s) = score(det, it, &refs, taus)? {
+                        pos.push(s);
+                        dist.push(raw(det, it, &refs[0])?.unwrap_or(BROKEN));
+                    }
                 }
-            }
-            if pos.is_empty() {
-                continue;
-            }
-            let gk = |k: &str| key(&format!("{}.{}.{k}", g.label, g.sev_label));
-            out.insert(gk("n"), pos.len() as f64);
-            let broken = g.ids.iter().filter(|id| items.get(*id).is_some_and(|i| i.fp.is_none())).count();
-            out.insert(gk("broken"), broken as f64);
-            out.insert(gk("auc"), auc(&evalv, &pos)?);
-            let mut sorted = pos.clone();
-            sorted.sort_by(f64::total_cmp);
-            out.insert(gk("median"), sorted[sorted.len() / 2]);
-            for &(a, tau) in &taus {
-                let k = pos.iter().filter(|&&d| d > tau).count();
+                if pos.is_empty() {
+                    continue;
+                }
+                let gk = |k: &str| key(&format!("{}.{}.{k}", g.label, g.sev_label));
+                let mut sorted = pos.clone();
+                sorted.sort_by(f64::total_cmp);
+                if ai == 0 {
+                    out.insert(gk("n"), pos.len() as f64);
+                    let broken =
+                        g.ids.iter().filter(|id| items.get(*id).is_some_and(|i| i.fp.is_none())).count();
+                    out.insert(gk("broken"), broken as f64);
+                    dist.sort_by(f64::total_cmp);
+                    // Raw distance to the first path's reference (the substitutes run on it).
+                    out.insert(gk("median"), dist[dist.len() / 2]);
+                }
+                let k = pos.iter().filter(|&&s| s > 1.0).count();
                 let pr = proportion(k, pos.len(), LEVEL, CiMethod::ClopperPearson)?;
-                let ak = |s: &str| gk(&format!("a{}.{s}", alabel(a)));
-                out.insert(ak("tpr"), pr.estimate);
-                out.insert(ak("tpr_lo"), pr.lo);
-                out.insert(ak("tpr_hi"), pr.hi);
-                if tau > 0.0 {
-                    out.insert(ak("ratio_median"), sorted[sorted.len() / 2] / tau);
-                    out.insert(ak("ratio_min"), sorted[0] / tau);
+                let gak = |s: &str| gk(&format!("a{}.{s}", alabel(*a)));
+                out.insert(gak("tpr"), pr.estimate);
+                out.insert(gak("tpr_lo"), pr.lo);
+                out.insert(gak("tpr_hi"), pr.hi);
+                out.insert(gak("ratio_median"), sorted[sorted.len() / 2]);
+                out.insert(gak("ratio_min"), sorted[0]);
+                out.insert(gak("rejected"), pos.iter().filter(|&&s| s > p.margin).count() as f64 / pos.len() as f64);
+                if *a == min_alpha {
+                    out.insert(gk("auc"), auc(&evalv, &pos)?);
+                    if g.is_default && det == Det::Identity {
+                        out.insert(format!("headline.{name}.{}.tpr", g.label), pr.estimate);
+                        out.insert(format!("headline.{name}.{}.tpr_lo", g.label), pr.lo);
+                        out.insert(format!("headline.{name}.{}.n", g.label), pos.len() as f64);
+                    }
                 }
-                if g.is_default && det == Det::Identity && a == min_alpha {
-                    out.insert(format!("headline.{name}.{}.tpr", g.label), pr.estimate);
-                    out.insert(format!("headline.{name}.{}.tpr_lo", g.label), pr.lo);
-                    out.insert(format!("headline.{name}.{}.n", g.label), pos.len() as f64);
+                curves.entry(g.label.as_str()).or_default().push((g.severity, pos));
+            }
+            for (label, pts) in std::mem::take(&mut curves) {
+                if pts.len() < 2 {
+                    continue;
                 }
-            }
-            curves.entry(g.label.as_str()).or_default().push((g.severity, pos));
-        }
-        for (label, pts) in curves {
-            if pts.len() < 2 {
-                continue;
-            }
-            for &(a, tau) in &taus {
-                let curve = sensitivity_curve(tau, &pts, LEVEL, CiMethod::ClopperPearson)?;
-                let ak = |s: &str| key(&format!("{label}.a{}.{s}", alabel(a)));
+                let curve = sensitivity_curve(1.0, &pts, LEVEL, CiMethod::ClopperPearson)?;
+                let lk = |s: &str| key(&format!("{label}.a{}.{s}", alabel(*a)));
                 for (s, lower) in [("min_detectable", false), ("min_detectable_ci", true)] {
                     match min_detectable_severity(&curve, p.target_tpr, lower) {
                         Some(v) => {
-                            out.insert(ak(s), v);
-                            out.insert(ak(&format!("{s}_found")), 1.0);
+                            out.insert(lk(s), v);
+                            out.insert(lk(&format!("{s}_found")), 1.0);
                         }
                         None => {
-                            out.insert(ak(&format!("{s}_found")), 0.0);
+                            out.insert(lk(&format!("{s}_found")), 0.0);
                         }
                     }
                 }
@@ -377,8 +449,9 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
     let Some(pw) = &p.power else { return Ok(()) };
     for t in &pw.tokens {
         let r = get(items, &format!("power/{t}/ref"))?;
+        let pr = PathRef { path: "f32".into(), item: r };
         let nulls: Vec<f64> = (0..pw.null_draws)
-            .map(|i| score(Det::Identity, get(items, &format!("power/{t}/null/{i}"))?, &[r]).map(|s| s.unwrap_or(0.0)))
+            .map(|i| raw(Det::Identity, get(items, &format!("power/{t}/null/{i}"))?, &pr).map(|s| s.unwrap_or(0.0)))
             .collect::<Result<_>>()?;
         let null_max = nulls.iter().copied().fold(0.0, f64::max);
         let tau = null_max.max(p.tau_floor);
@@ -388,7 +461,7 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
         for (label, _) in &pw.variants {
             let pos: Vec<f64> = (1..=pw.draws)
                 .map(|d| {
-                    score(Det::Identity, get(items, &format!("power/{t}/{label}/{d}"))?, &[r]).map(|s| s.unwrap_or(0.0))
+                    raw(Det::Identity, get(items, &format!("power/{t}/{label}/{d}"))?, &pr).map(|s| s.unwrap_or(0.0))
                 })
                 .collect::<Result<_>>()?;
             let k = pos.iter().filter(|&&d| d > tau).count();

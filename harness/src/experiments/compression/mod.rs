@@ -1,0 +1,248 @@
+//! `compression`: does a black-box monitor notice that a session's context was compacted
+//! and a protected constraint lost? (`shared/research/compression.md`)
+//!
+//! A 2 × 2 design: compression loss on/off × confound on/off (task-phase change, model
+//! swap, framing-only). Each item is one seeded session from the session-spec file
+//! (`datasets/sessions/`), run by the scripted agent (exact ground truth; an LLM-backed
+//! agent is not wired into this kind yet). Per session the
+//! three signals are measured around the first compaction boundary, plus an online stream
+//! of them over the post-boundary turns (for latency); `summarise` fits the combiner on the
+//! calibration sessions only and scores the rest (see [`summary`]).
+
+pub mod spec;
+mod summary;
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compression::agent::PROBES;
+use crate::compression::generator::{simulate_scripted, SessionSpec};
+use crate::compression::session::Session;
+use crate::compression::signals::combined::Features;
+use crate::compression::signals::consistency::consistency;
+use crate::compression::signals::lexicon::{constraint_lexicon_decay, ghost_lexicon_decay, LexiconConfig};
+use crate::compression::signals::toolshift::{tool_shift, Cusum};
+use crate::error::{Error, Result};
+use crate::experiments::substitution::derive_seed;
+use crate::experiments::{ExperimentKind, Metrics, RunContext};
+use crate::models::bert::MiniLm;
+use crate::record::{ModelUse, Sample};
+pub use spec::{CompressionParams, RawCompression};
+
+/// What one session yields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionResult {
+    pub cell: String,
+    pub condition: String,
+    pub agent: String,
+    pub compression: bool,
+    pub confound: bool,
+    pub turns: usize,
+    pub boundary: usize,
+    pub tokens_before: usize,
+    pub tokens_after: usize,
+    /// Non-distractor constraints lost at the first boundary (ground truth).
+    pub lost: Vec<String>,
+    pub first_violating_turn: Option<usize>,
+    /// Window sizes (agent turns) the signals used.
+    pub window_pre: usize,
+    pub window_post: usize,
+    pub lexicon: Option<f64>,
+    pub lexicon_naive: Option<f64>,
+    pub constraint_lexicon: Option<f64>,
+    pub consistency_drop: f64,
+    pub consistency_score: f64,
+    pub consistency_floor: f64,
+    pub toolshift: f64,
+    /// Turn offset (agent turns after the boundary) of the first CUSUM alarm on new tools.
+    pub cusum_alarm: Option<usize>,
+    /// Features after each post-boundary agent turn: (turn index, features).
+    pub stream: Vec<(usize, Features)>,
+    /// sha256 of the session's JSONL (the session itself is reproducible from the seed).
+    pub session_sha256: String,
+}
+
+pub struct CompressionKind {
+    p: CompressionParams,
+    seed: u64,
+    embedder: Mutex<Option<MiniLm>>,
+}
+
+impl CompressionKind {
+    pub fn new(p: CompressionParams, seed: u64) -> Self {
+        Self { p, seed, embedder: Mutex::new(None) }
+    }
+
+    fn condition(&self, name: &str) -> Result<&SessionSpec> {
+        self.p
+            .conditions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .ok_or_else(|| Error::run(format!("no condition `{name}`")))
+    }
+
+    fn embed(&self, ctx: &RunContext, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let mut e = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+        if e.is_none() {
+            let (dir, _) = crate::models::fetch::fetch(&self.p.embedder, &ctx.registry, &ctx.cache)?;
+            *e = Some(MiniLm::load(&dir, &ctx.device)?);
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        e.as_ref().expect("loaded").embed_batched(&refs, 32)
+    }
+}
+
+/// Signals of one session around its first boundary.
+pub fn measure(
+    session: &Session,
+    p: &CompressionParams,
+    embed: &mut dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>>,
+) -> Result<(SessionResult, usize)> {
+    let w = session.windows(0).ok_or_else(|| Error::run(format!("session `{}` has no boundary", session.header.id)))?;
+    let truth = session.header.ground_truth.first().ok_or_else(|| Error::run("session has no ground truth"))?;
+    let info = session.turns[w.boundary].compaction.clone().ok_or_else(|| Error::run("boundary without info"))?;
+    let lost: Vec<String> = truth
+        .lost
+        .iter()
+        .filter(|id| session.constraint(id).is_some_and(|c| !c.distractor))
+        .cloned()
+        .collect();
+    let cfg = LexiconConfig { alpha: p.lexicon_alpha, ..LexiconConfig::default() };
+    let vocab: Vec<String> =
+        session.header.constraints.iter().filter(|c| !c.distractor).flat_map(|c| c.keywords.clone()).collect();
+    let tools: Vec<String> = {
+        let mut t: Vec<String> = w.pre_tools.iter().chain(&w.post_tools).cloned().collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let tool_refs: Vec<&str> = tools.iter().map(String::as_str).collect();
+    let pre: Vec<&str> = w.pre_texts.iter().map(String::as_str).collect();
+    let pre_tools: Vec<&str> = w.pre_tools.iter().map(String::as_str).collect();
+    // Consistency: probe answers at two pre-boundary points (noise floor) and right after.
+    let phase = |ph: &str| -> Result<Vec<String>> {
+        session
+            .header
+            .probes
+            .iter()
+            .find(|a| a.event == 0 && a.phase == ph)
+            .map(|a| a.answers.clone())
+            .ok_or_else(|| Error::run(format!("session `{}` has no `{ph}` probe answers", session.header.id)))
+    };
+    let (pa, pb, po) = (phase("pre_a")?, phase("pre_b")?, phase("post")?);
+    if pa.len() != PROBES.len() || pb.len() != PROBES.len() || po.len() != PROBES.len() {
+        return Err(Error::run("probe answer count differs from the probe list"));
+    }
+    let mut all = pa.clone();
+    all.extend(pb.iter().cloned());
+    all.extend(po.iter().cloned());
+    let e = embed(&all)?;
+    let n = PROBES.len();
+    let cons = consistency(&e[..n], &e[n..2 * n], &e[2 * n..])?;
+    // Online stream over the post-boundary agent turns.
+    let mut stream = Vec::new();
+    for k in 1..=w.post_texts.len() {
+        let post: Vec<&str> = w.post_texts[..k].iter().map(String::as_str).collect();
+        let post_tools: Vec<&str> = w.post_tools.iter().take(k).map(String::as_str).collect();
+        let f = Features {
+            lexicon: ghost_lexicon_decay(&pre, &post, &cfg).decay.unwrap_or(0.0),
+            consistency: cons.drop,
+            toolshift: tool_shift(&pre_tools, &post_tools, &tool_refs, p.tool_smoothing).jsd,
+        };
+        stream.push((w.post_turns[k - 1], f));
+    }
+    let post: Vec<&str> = w.post_texts.iter().map(String::as_str).collect();
+    let post_tools: Vec<&str> = w.post_tools.iter().map(String::as_str).collect();
+    let lex = ghost_lexicon_decay(&pre, &post, &cfg);
+    let clex = constraint_lexicon_decay(&pre, &post, &vocab, &cfg);
+    // CUSUM on "this turn used a tool the pre-window never used", reference rate from the
+    // pre-window's own novelty (first uses within it).
+    let seen: std::collections::BTreeSet<&str> = pre_tools.iter().copied().collect();
+    let novel: Vec<f64> = post_tools.iter().map(|t| if seen.contains(t) { 0.0 } else { 1.0 }).collect();
+    let cusum_alarm = Cusum::first_alarm(0.05, 0.1, 1.5, &novel);
+    let lines = session.to_lines()?;
+    let r = SessionResult {
+        cell: String::new(),
+        condition: String::new(),
+        agent: String::new(),
+        compression: false,
+        confound: false,
+        turns: session.turns.len(),
+        boundary: w.boundary,
+        tokens_before: info.tokens_before,
+        tokens_after: info.tokens_after,
+        lost,
+        first_violating_turn: truth.first_violating_turn,
+        window_pre: w.pre_texts.len(),
+        window_post: w.post_texts.len(),
+        lexicon: lex.decay,
+        lexicon_naive: lex.naive,
+        constraint_lexicon: clex.decay,
+        consistency_drop: cons.drop,
+        consistency_score: cons.score,
+        consistency_floor: cons.floor,
+        toolshift: tool_shift(&pre_tools, &post_tools, &tool_refs, p.tool_smoothing).jsd,
+        cusum_alarm,
+        stream,
+        session_sha256: crate::record::canonical::sha256_hex(lines.join("\n").as_bytes()),
+    };
+    Ok((r, lines.len()))
+}
+
+impl ExperimentKind for CompressionKind {
+    fn items(&self) -> Vec<String> {
+        let mut out = vec![];
+        for c in &self.p.cells {
+            out.extend((0..c.sessions).map(|i| format!("scripted/{}/{i}", c.name)));
+        }
+        out
+    }
+
+    fn run_item(&self, ctx: &RunContext, item: &str) -> Result<serde_json::Value> {
+        let parts: Vec<&str> = item.split('/').collect();
+        let [agent, cell, i] = parts[..] else {
+            return Err(Error::run(format!("unknown item `{item}`")));
+        };
+        let i: usize = i.parse().map_err(|_| Error::run(format!("unknown item `{item}`")))?;
+        let c = self.p.cells.iter().find(|c| c.name == cell).ok_or_else(|| Error::run(format!("no cell `{cell}`")))?;
+        let condition = &c.conditions[i % c.conditions.len()];
+        let spec = self.condition(condition)?;
+        // The session seed depends on the cell and index only, so the scripted and LLM
+        // runs of `cell/i` face the same scenario.
+        let seed = derive_seed(self.seed, &format!("{cell}/{i}"));
+        let session = match agent {
+            "scripted" => simulate_scripted(spec, seed, None)?,
+            _ => return Err(Error::run(format!("unknown agent in `{item}`"))),
+        };
+        let mut embed = |t: &[String]| self.embed(ctx, t);
+        let (mut r, _) = measure(&session, &self.p, &mut embed)?;
+        r.cell = cell.to_string();
+        r.condition = condition.clone();
+        r.agent = agent.to_string();
+        r.compression = c.compression;
+        r.confound = c.confound;
+        if c.compression && r.lost.is_empty() {
+            // A random drop can spare every constraint: record it, the summary counts it
+            // as a negative by ground truth, not by cell.
+            tracing::debug!("{item}: compression cell but nothing lost");
+        }
+        serde_json::to_value(r).map_err(|e| Error::run(e.to_string()))
+    }
+
+    fn summarise(&self, samples: &[Sample]) -> Result<Metrics> {
+        summary::summarise(&self.p, self.seed, samples)
+    }
+
+    fn models(&self) -> Vec<ModelUse> {
+        [&self.p.embedder]
+            .into_iter()
+            .map(|m| ModelUse {
+                name: m.name.clone(),
+                files: m.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+            })
+            .collect()
+    }
+}
+
