@@ -208,9 +208,11 @@ impl Scenario {
         classes.sort();
         classes.dedup();
         classes.shuffle(&mut rng);
-        classes.truncate(spec.constraints);
-        // Targeted classes first, so a targeted drop hits early and late positions alike.
+        // Targeted classes first (stable, so the draw order is kept within each group)
+        // *before* truncating: a targeted drop must have a target in every session, or
+        // the "constraint lost" cell silently fills with sessions where nothing was lost.
         classes.sort_by_key(|c| !spec.target_classes.contains(c));
+        classes.truncate(spec.constraints);
         let mut constraints = Vec::new();
         for (i, class) in classes.iter().enumerate() {
             let limit = rng.gen_range(3..=10u64);

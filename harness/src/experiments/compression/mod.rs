@@ -146,8 +146,15 @@ pub fn measure(
     for k in 1..=w.post_texts.len() {
         let post: Vec<&str> = w.post_texts[..k].iter().map(String::as_str).collect();
         let post_tools: Vec<&str> = w.post_tools.iter().take(k).map(String::as_str).collect();
+        // The monitor knows the protected constraints (a policy, or extracted from the
+        // transcript), so the combined detector reads decay over their vocabulary, and the
+        // generic window-corrected decay only when no constraint term is an anchor.
+        let lexicon = constraint_lexicon_decay(&pre, &post, &vocab, &cfg)
+            .decay
+            .or(ghost_lexicon_decay(&pre, &post, &cfg).decay)
+            .unwrap_or(0.0);
         let f = Features {
-            lexicon: ghost_lexicon_decay(&pre, &post, &cfg).decay.unwrap_or(0.0),
+            lexicon,
             consistency: cons.drop,
             toolshift: tool_shift(&pre_tools, &post_tools, &tool_refs, p.tool_smoothing).jsd,
         };

@@ -80,7 +80,7 @@ pub fn resolve(raw: Option<Spanned<RawCompression>>, src: &SpecSource, registry:
     let span = raw.span();
     let raw = raw.into_inner();
     let bad = |field: &str, m: String| src.error_at(span.clone(), format!("field `compression.{field}`: {m}"));
-    let root = crate::probes::dataset_dir().parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = root.join(&raw.sessions_file);
     let text = std::fs::read_to_string(&path).map_err(|e| bad("sessions_file", format!("{}: {e}", path.display())))?;
     let conditions = parse_specs(&text, &path.display().to_string())?;

@@ -22,8 +22,14 @@ const LEVEL: f64 = 0.95;
 /// compression-monitor's composite: plain mean of the three, alert at 0.35–0.4.
 const ANCHOR_THRESHOLD: f64 = 0.375;
 
+/// The combiner's inputs: lexicon decay over the constraints' vocabulary (generic decay
+/// when no constraint term was an anchor), consistency drop, tool-call JSD.
 fn features(r: &SessionResult) -> Features {
-    Features { lexicon: r.lexicon.unwrap_or(0.0), consistency: r.consistency_drop, toolshift: r.toolshift }
+    Features {
+        lexicon: r.constraint_lexicon.or(r.lexicon).unwrap_or(0.0),
+        consistency: r.consistency_drop,
+        toolshift: r.toolshift,
+    }
 }
 
 fn positive(r: &SessionResult) -> bool {
