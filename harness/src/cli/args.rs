@@ -147,6 +147,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Scan a transcript for context compactions; emit hash-chained compression-event
+    /// records (JSONL) with the protected constraints' survival and the three signals.
+    Monitor {
+        /// Claude Code session JSONL, OpenAI messages (JSON array / {"messages": [...]}),
+        /// OpenAI request log (JSONL), or a gapbench session (JSONL).
+        transcript: PathBuf,
+        /// claude-code | openai | openai-jsonl | gapbench [default: detected]
+        #[arg(long)]
+        format: Option<String>,
+        /// Skip and count malformed lines instead of stopping at the first.
+        #[arg(long)]
+        lenient: bool,
+        /// Append records to this log (its chain is verified first) instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The agent the transcript belongs to (audit field).
+        #[arg(long, default_value = "unknown-agent")]
+        agent_id: String,
+        /// The delegating user / subject (audit field).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Conversation events in each window before and after a boundary.
+        #[arg(long, default_value_t = 20)]
+        window: usize,
+        /// Skip the embedding-based consistency signal (no MiniLM needed).
+        #[arg(long)]
+        no_embeddings: bool,
+    },
     /// The synthetic model zoo: tiny llama decoders trained from scratch, reproducibly.
     #[command(subcommand)]
     Zoo(ZooCommand),

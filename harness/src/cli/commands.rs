@@ -86,6 +86,21 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
             let variant = variant.map(|v| (v, variant_seed));
             fingerprint(config, &model, &weights, &probes, (tokens, batch), variant, &out)
         }
+        Command::Monitor { transcript, format, lenient, out, agent_id, subject, window, no_embeddings } => {
+            crate::cli::monitor::monitor(
+                config,
+                crate::cli::monitor::MonitorArgs {
+                    transcript,
+                    format,
+                    lenient,
+                    out,
+                    agent_id,
+                    subject,
+                    window,
+                    no_embeddings,
+                },
+            )
+        }
         Command::Compare { a, b, calibration, alpha, tau, json } => {
             compare(config, CompareArgs { a, b, calibration, alpha, tau, json })
         }

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod monitor;
 
 use clap::Parser;
 

@@ -3,10 +3,12 @@
 mod bert;
 mod capture_cli;
 mod common;
+mod compression;
 mod detect_tiny;
 mod fingerprint_cli;
 mod foundation;
 mod gguf;
+mod monitor;
 mod substitution;
 mod variants;
 mod zoo;
