@@ -78,6 +78,9 @@ pub struct Consistency {
     pub drop: f64,
     /// Per-probe cos(pre_a_i, post_i).
     pub per_probe: Vec<f64>,
+    /// max_i clip((floor_i − score_i) / max(floor_i, eps), 0, 1): a lost constraint changes
+    /// the answer to *its* probe, which the mean over probes dilutes.
+    pub max_drop: f64,
 }
 
 pub const EPS: f64 = 1e-6;
@@ -101,7 +104,12 @@ pub fn consistency(pre_a: &[Vec<f32>], pre_b: &[Vec<f32>], post: &[Vec<f32>]) ->
     let fl = mean_cos(pre_a, pre_b);
     let floor = fl.iter().sum::<f64>() / fl.len() as f64;
     let drop = ((floor - score) / floor.max(EPS)).clamp(0.0, 1.0);
-    Ok(Consistency { score, floor, drop, per_probe })
+    let max_drop = fl
+        .iter()
+        .zip(&per_probe)
+        .map(|(f, s)| ((f - s) / f.max(EPS)).clamp(0.0, 1.0))
+        .fold(0.0, f64::max);
+    Ok(Consistency { score, floor, drop, per_probe, max_drop })
 }
 
 /// Embed three answer sets with `e` and score them.

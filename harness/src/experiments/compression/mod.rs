@@ -52,6 +52,9 @@ pub struct SessionResult {
     pub lexicon_naive: Option<f64>,
     pub constraint_lexicon: Option<f64>,
     pub consistency_drop: f64,
+    /// The largest per-probe drop (what the combiner reads).
+    #[serde(default)]
+    pub consistency_max_drop: f64,
     pub consistency_score: f64,
     pub consistency_floor: f64,
     pub toolshift: f64,
@@ -155,7 +158,7 @@ pub fn measure(
             .unwrap_or(0.0);
         let f = Features {
             lexicon,
-            consistency: cons.drop,
+            consistency: cons.max_drop,
             toolshift: tool_shift(&pre_tools, &post_tools, &tool_refs, p.tool_smoothing).jsd,
         };
         stream.push((w.post_turns[k - 1], f));
@@ -188,6 +191,7 @@ pub fn measure(
         lexicon_naive: lex.naive,
         constraint_lexicon: clex.decay,
         consistency_drop: cons.drop,
+        consistency_max_drop: cons.max_drop,
         consistency_score: cons.score,
         consistency_floor: cons.floor,
         toolshift: tool_shift(&pre_tools, &post_tools, &tool_refs, p.tool_smoothing).jsd,

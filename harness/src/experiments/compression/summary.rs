@@ -23,13 +23,20 @@ const LEVEL: f64 = 0.95;
 const ANCHOR_THRESHOLD: f64 = 0.375;
 
 /// The combiner's inputs: lexicon decay over the constraints' vocabulary (generic decay
-/// when no constraint term was an anchor), consistency drop, tool-call JSD.
+/// when no constraint term was an anchor), the largest per-probe consistency drop, and
+/// tool-call JSD.
 fn features(r: &SessionResult) -> Features {
     Features {
         lexicon: r.constraint_lexicon.or(r.lexicon).unwrap_or(0.0),
-        consistency: r.consistency_drop,
+        consistency: r.consistency_max_drop,
         toolshift: r.toolshift,
     }
+}
+
+/// compression-monitor's own inputs for its composite: uncorrected lexicon decay, mean
+/// consistency drop, tool shift (it uses a Jaccard of tool sets; JSD here).
+fn anchor_features(r: &SessionResult) -> Features {
+    Features { lexicon: r.lexicon_naive.unwrap_or(0.0), consistency: r.consistency_drop, toolshift: r.toolshift }
 }
 
 fn positive(r: &SessionResult) -> bool {
@@ -95,8 +102,9 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
         ("lexicon_naive", Box::new(|r| r.lexicon_naive.unwrap_or(0.0))),
         ("constraint_lexicon", Box::new(|r| r.constraint_lexicon.unwrap_or(0.0))),
         ("consistency", Box::new(|r| r.consistency_drop)),
+        ("consistency_max", Box::new(|r| r.consistency_max_drop)),
         ("toolshift", Box::new(|r| r.toolshift)),
-        ("anchor_mean", Box::new(move |r| a2.score(&features(r)))),
+        ("anchor_mean", Box::new(move |r| a2.score(&anchor_features(r)))),
         ("combined", Box::new(move |r| c2.score(&features(r)))),
     ];
     for (name, f) in &scores {
@@ -114,7 +122,10 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
         }
     }
     // Calibrated detectors on the evaluation sessions.
-    for (name, det) in [("combined", &combiner), ("anchor_mean", &anchor)] {
+    type Feat = fn(&SessionResult) -> Features;
+    for (name, det, features) in
+        [("combined", &combiner, features as Feat), ("anchor_mean", &anchor, anchor_features as Feat)]
+    {
         let k = |s: &str| format!("detector.{name}.{s}");
         let tp = pos.iter().filter(|r| det.alarm(&features(r))).count();
         let pr = proportion(tp, pos.len(), LEVEL, CiMethod::ClopperPearson)?;
@@ -128,7 +139,11 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
             out.insert(k(&format!("false_alarms.{neg_name}")), fa as f64);
         }
         // Latency: turns (and agent actions) from the boundary to the first alarm of the
-        // online stream, over the detected positives.
+        // online stream, over the detected positives. The stream holds the combiner's
+        // inputs, so only the combined detector has one.
+        if name != "combined" {
+            continue;
+        }
         let mut lat_turns = vec![];
         let mut lat_actions = vec![];
         for r in &pos {
