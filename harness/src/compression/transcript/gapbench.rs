@@ -20,17 +20,6 @@ pub(super) struct State {
     turns: Vec<(Role, String, Option<String>)>,
 }
 
-fn role(r: session::Role) -> Role {
-    match r {
-        session::Role::System => Role::System,
-        session::Role::User => Role::User,
-        session::Role::Assistant => Role::Assistant,
-        session::Role::ToolCall => Role::ToolCall,
-        session::Role::ToolResult => Role::ToolResult,
-        session::Role::Compaction => Role::Compaction,
-    }
-}
-
 fn kind_name(r: Role) -> &'static str {
     match r {
         Role::System => "system",
@@ -58,7 +47,7 @@ impl State {
                 Mapped::Ignored
             }
             Record::Turn(t) => {
-                let r = role(t.role);
+                let r = t.role;
                 let mut ev = TranscriptEvent::new(line, r, t.text.as_str(), kind_name(r));
                 ev.tool.clone_from(&t.tool);
                 ev.session_id.clone_from(&self.session_id);

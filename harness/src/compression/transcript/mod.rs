@@ -29,18 +29,8 @@ use crate::error::{Error, Result};
 
 pub use openai::for_each_array_element;
 
-/// Who produced a piece of text, normalised across formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-    ToolCall,
-    ToolResult,
-    /// A compaction marker or the summary that replaced earlier context.
-    Compaction,
-}
+/// Who produced a piece of text, normalised across formats: the session format's roles.
+pub use crate::compression::session::Role;
 
 /// What a source says about a compaction it recorded (Claude Code `compactMetadata`, or an
 /// inferred OpenAI context reset).
