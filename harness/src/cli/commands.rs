@@ -401,18 +401,27 @@ struct Threshold {
 }
 
 /// The identity threshold at `alpha` from a substitution run's summary (real subject).
-fn calibrated_threshold(config: &Config, run: Option<&Path>, alpha: f64, a: &Fingerprint) -> Result<Threshold> {
+fn calibrated_threshold(
+    config: &Config,
+    run: Option<&Path>,
+    alpha: f64,
+    a: &Fingerprint,
+) -> Result<Threshold> {
     use crate::record::run::{read_json, RunDir, Summary};
     let default = config.results.join("same-family");
     let path = run.unwrap_or(&default);
     let dir = if path.join("LATEST").is_file() {
-        latest_run(path.parent().unwrap_or(Path::new(".")), &path.file_name().unwrap_or_default().to_string_lossy())?
+        latest_run(
+            path.parent().unwrap_or(Path::new(".")),
+            &path.file_name().unwrap_or_default().to_string_lossy(),
+        )?
     } else {
         RunDir::new(path.to_path_buf())
     };
     let what = format!("calibration run {}", dir.path.display());
-    let summary: Summary = read_json(&dir.path.join("summary.json"))
-        .map_err(|e| Error::input(what.clone(), format!("{e} (run a substitution experiment, or pass --tau)")))?;
+    let summary: Summary = read_json(&dir.path.join("summary.json")).map_err(|e| {
+        Error::input(what.clone(), format!("{e} (run a substitution experiment, or pass --tau)"))
+    })?;
     let exp: crate::spec::Experiment = read_json(&dir.path.join("spec.json"))?;
     let crate::experiments::Params::Substitution(p) = &exp.params else {
         return Err(Error::input(what, format!("`{}` is not a substitution experiment", exp.name)));
@@ -430,8 +439,11 @@ fn calibrated_threshold(config: &Config, run: Option<&Path>, alpha: f64, a: &Fin
     let a_label = crate::experiments::substitution::spec::severity_label(alpha);
     let name = a.meta.model_id.split('@').next().unwrap_or_default();
     let zoo_key = format!("zoo.{name}.identity.a{a_label}.tau");
-    let key =
-        if summary.metrics.contains_key(&zoo_key) { zoo_key } else { format!("real.identity.a{a_label}.tau") };
+    let key = if summary.metrics.contains_key(&zoo_key) {
+        zoo_key
+    } else {
+        format!("real.identity.a{a_label}.tau")
+    };
     let tau = *summary.metrics.get(&key).ok_or_else(|| {
         Error::input(what.clone(), format!("no `{key}` in its summary (alphas computed: {:?})", p.alphas))
     })?;
@@ -467,7 +479,15 @@ fn compare(config: &Config, c: CompareArgs) -> Result<i32> {
             println!("    {block:<22} {v:.6e}");
         }
     }
-    println!("threshold {:.6e} (identity; reject above {:.6e}) from {}", th.tau, th.tau * th.margin, th.source);
-    println!("decision  {decision:?} (identity distance / threshold = {:.3e})", d.identity.total / th.tau.max(f64::MIN_POSITIVE));
+    println!(
+        "threshold {:.6e} (identity; reject above {:.6e}) from {}",
+        th.tau,
+        th.tau * th.margin,
+        th.source
+    );
+    println!(
+        "decision  {decision:?} (identity distance / threshold = {:.3e})",
+        d.identity.total / th.tau.max(f64::MIN_POSITIVE)
+    );
     Ok(code)
 }

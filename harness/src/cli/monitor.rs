@@ -24,9 +24,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cli::commands::Config;
-use crate::compression::event::{record_hash, CompressionEvent, Decision, EventLog, RiskState, SignalValue, ZERO_HASH};
+use crate::compression::event::{
+    record_hash, CompressionEvent, Decision, EventLog, RiskState, SignalValue, ZERO_HASH,
+};
 use crate::compression::signals::consistency::consistency;
-use crate::compression::signals::lexicon::{constraint_lexicon_decay, ghost_lexicon_decay, tokenize, LexiconConfig};
+use crate::compression::signals::lexicon::{
+    constraint_lexicon_decay, ghost_lexicon_decay, tokenize, LexiconConfig,
+};
 use crate::compression::signals::toolshift::tool_shift;
 use crate::compression::transcript::boundary::BoundaryConfig;
 use crate::compression::transcript::scan::{scan_transcript, BoundaryScan, WindowSizes};
@@ -65,7 +69,10 @@ fn centroid(v: &[Vec<f32>]) -> Vec<f32> {
 /// The signals of one boundary.
 fn signals(b: &BoundaryScan, embed: Option<&mut Embed>) -> Result<Vec<SignalValue>> {
     let texts = |evs: &[crate::compression::transcript::TranscriptEvent]| -> Vec<String> {
-        evs.iter().filter(|e| e.role == Role::Assistant && !e.text.trim().is_empty()).map(|e| e.text.clone()).collect()
+        evs.iter()
+            .filter(|e| e.role == Role::Assistant && !e.text.trim().is_empty())
+            .map(|e| e.text.clone())
+            .collect()
     };
     let tools = |evs: &[crate::compression::transcript::TranscriptEvent]| -> Vec<String> {
         evs.iter().filter(|e| e.role == Role::ToolCall).filter_map(|e| e.tool.clone()).collect()
@@ -77,14 +84,15 @@ fn signals(b: &BoundaryScan, embed: Option<&mut Embed>) -> Result<Vec<SignalValu
     let cfg = LexiconConfig::default();
     let vocab: Vec<String> = b.constraints.iter().flat_map(|c| tokenize(&c.text)).collect();
     let mut out = vec![];
-    let sv = |name: &str, value: f64, pre: usize, post: usize, floor: Option<f64>, threshold: f64| SignalValue {
-        name: name.into(),
-        value,
-        window_pre: pre as u64,
-        window_post: post as u64,
-        noise_floor: floor,
-        threshold,
-    };
+    let sv =
+        |name: &str, value: f64, pre: usize, post: usize, floor: Option<f64>, threshold: f64| SignalValue {
+            name: name.into(),
+            value,
+            window_pre: pre as u64,
+            window_post: post as u64,
+            noise_floor: floor,
+            threshold,
+        };
     if let Some(d) = ghost_lexicon_decay(&pre_r, &post_r, &cfg).decay {
         out.push(sv("ghost_lexicon_decay", d, pre.len(), post.len(), None, LEXICON_THRESHOLD));
     }
@@ -104,22 +112,26 @@ fn signals(b: &BoundaryScan, embed: Option<&mut Embed>) -> Result<Vec<SignalValu
             let e_post = embed(&post)?;
             let (a, bb) = (centroid(&e_pre[..half]), centroid(&e_pre[half..]));
             let c = consistency(&[bb], &[a], &[centroid(&e_post)])?;
-            out.push(sv("context_consistency", c.drop, pre.len(), post.len(), Some(c.floor), CONSISTENCY_THRESHOLD));
+            out.push(sv(
+                "context_consistency",
+                c.drop,
+                pre.len(),
+                post.len(),
+                Some(c.floor),
+                CONSISTENCY_THRESHOLD,
+            ));
         }
     }
     let get = |n: &str| out.iter().find(|s| s.name == n).map(|s| s.value);
     let lexicon = get("constraint_lexicon_decay").or(get("ghost_lexicon_decay")).unwrap_or(0.0);
-    let composite = (lexicon + get("context_consistency").unwrap_or(0.0) + get("tool_shift").unwrap_or(0.0)) / 3.0;
+    let composite =
+        (lexicon + get("context_consistency").unwrap_or(0.0) + get("tool_shift").unwrap_or(0.0)) / 3.0;
     out.push(sv("composite", composite, pre.len(), post.len(), None, COMPOSITE_THRESHOLD));
     Ok(out)
 }
 
 pub fn monitor(config: &Config, a: MonitorArgs) -> Result<i32> {
-    let format = a
-        .format
-        .as_deref()
-        .map(|f| f.parse::<Format>())
-        .transpose()?;
+    let format = a.format.as_deref().map(|f| f.parse::<Format>()).transpose()?;
     if a.window == 0 {
         return Err(Error::input("--window", "must be at least 1"));
     }
@@ -170,7 +182,8 @@ pub fn monitor(config: &Config, a: MonitorArgs) -> Result<i32> {
                 ev.prev_hash = prev.clone();
                 let v = serde_json::to_value(&ev).map_err(|e| Error::run(e.to_string()))?;
                 prev = record_hash(&v);
-                writeln!(lines, "{}", crate::compression::event::canonical_json(&v)).map_err(Error::io("<stdout>"))?;
+                writeln!(lines, "{}", crate::compression::event::canonical_json(&v))
+                    .map_err(Error::io("<stdout>"))?;
             }
         }
     }

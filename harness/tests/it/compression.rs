@@ -8,10 +8,11 @@ use std::path::Path;
 use crate::common::gapbench_in_project;
 
 fn spec(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/compression.toml"))
-        .unwrap()
-        .replace("sessions = 250", "sessions = 6")
-        .replace("name = \"compression\"", "name = \"compression-tiny\"");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/compression.toml"))
+            .unwrap()
+            .replace("sessions = 250", "sessions = 6")
+            .replace("name = \"compression\"", "name = \"compression-tiny\"");
     let p = dir.join("compression-tiny.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -22,7 +23,8 @@ fn run(spec: &Path, results: &Path) -> (BTreeMap<String, f64>, Vec<u8>) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let id = std::fs::read_to_string(results.join("compression-tiny/LATEST")).unwrap();
     let dir = results.join("compression-tiny").join(id.trim());
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     (serde_json::from_value(s["metrics"].clone()).unwrap(), std::fs::read(dir.join("samples.jsonl")).unwrap())
 }
 
@@ -47,7 +49,8 @@ fn small_compression_grid_runs_reproducibly_with_exact_ground_truth() {
 #[test]
 fn compression_spec_errors_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(spec(tmp.path())).unwrap().replace("\"kept\", ", "\"no-such-condition\", ");
+    let text =
+        std::fs::read_to_string(spec(tmp.path())).unwrap().replace("\"kept\", ", "\"no-such-condition\", ");
     let p = tmp.path().join("bad.toml");
     std::fs::write(&p, text).unwrap();
     let out = gapbench_in_project(&["validate", p.to_str().unwrap()]);

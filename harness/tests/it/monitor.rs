@@ -24,9 +24,16 @@ fn monitor_flags_the_lost_approval_and_stays_silent_on_clean_sessions() {
     assert_eq!(lost[0]["decision"], "reauthorise");
     assert_eq!(lost[0]["resource"], "delete_emails");
     let approval = lost[0]["constraints"].as_array().unwrap();
-    assert!(approval.iter().any(|c| c["text"].as_str().unwrap().contains("approval") && c["survived"] == false));
-    let names: Vec<&str> = lost[0]["signals"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"tool_shift") && names.contains(&"context_consistency") && names.contains(&"composite"));
+    assert!(approval
+        .iter()
+        .any(|c| c["text"].as_str().unwrap().contains("approval") && c["survived"] == false));
+    let names: Vec<&str> =
+        lost[0]["signals"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"tool_shift")
+            && names.contains(&"context_consistency")
+            && names.contains(&"composite")
+    );
     assert!(lost[0]["reauthorisation"].as_str().unwrap().contains("re-authorise"));
 
     let kept = run("claude-code-kept-approval.jsonl");
@@ -65,15 +72,22 @@ fn monitor_log_is_a_hash_chain_and_bad_lines_are_located() {
     assert!(gapbench::compression::event::verify_chain(&log).is_err());
 
     // A malformed line: an input error naming file and line; `--lenient` skips and counts it.
-    let src = std::fs::read_to_string(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/transcripts/claude-code-lost-approval.jsonl"),
-    )
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datasets/transcripts/claude-code-lost-approval.jsonl"
+    ))
     .unwrap();
     let mut lines: Vec<&str> = src.lines().collect();
     lines.insert(4, "{not json");
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, lines.join("\n")).unwrap();
-    let out = gapbench_in_project(&["monitor", "--no-embeddings", "--format", "claude-code", bad.to_str().unwrap()]);
+    let out = gapbench_in_project(&[
+        "monitor",
+        "--no-embeddings",
+        "--format",
+        "claude-code",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.jsonl:5"), "{err}");

@@ -113,7 +113,8 @@ fn tiny_zoo_substitution_run_calibrates_detects_and_reproduces() {
         .filter_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let item = v["item"].as_str().unwrap().to_string();
-            let wanted = [format!("zoo/fp/{}", s.enrolled), format!("zoo/var/{}/weight-noise/1e-1/0", s.enrolled)];
+            let wanted =
+                [format!("zoo/fp/{}", s.enrolled), format!("zoo/var/{}/weight-noise/1e-1/0", s.enrolled)];
             wanted.contains(&item).then(|| {
                 let bytes = hex::decode(v["output"]["fingerprint"].as_str().unwrap()).unwrap();
                 let fp = gapbench::fingerprint::encode::decode(&bytes).unwrap();
@@ -158,7 +159,8 @@ fn bad_substitution_specs_name_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("substitution.margin") && err.contains("bad.toml"), "{err}");
-    std::fs::write(&p, "name = \"bad\"\nkind = \"substitution\"\n[substitution]\nclass = \"sideways\"\n").unwrap();
+    std::fs::write(&p, "name = \"bad\"\nkind = \"substitution\"\n[substitution]\nclass = \"sideways\"\n")
+        .unwrap();
     let out = gapbench_in_project(&["validate", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -104,11 +104,8 @@ pub fn consistency(pre_a: &[Vec<f32>], pre_b: &[Vec<f32>], post: &[Vec<f32>]) ->
     let fl = mean_cos(pre_a, pre_b);
     let floor = fl.iter().sum::<f64>() / fl.len() as f64;
     let drop = ((floor - score) / floor.max(EPS)).clamp(0.0, 1.0);
-    let max_drop = fl
-        .iter()
-        .zip(&per_probe)
-        .map(|(f, s)| ((f - s) / f.max(EPS)).clamp(0.0, 1.0))
-        .fold(0.0, f64::max);
+    let max_drop =
+        fl.iter().zip(&per_probe).map(|(f, s)| ((f - s) / f.max(EPS)).clamp(0.0, 1.0)).fold(0.0, f64::max);
     Ok(Consistency { score, floor, drop, per_probe, max_drop })
 }
 

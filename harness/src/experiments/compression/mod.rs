@@ -103,9 +103,13 @@ pub fn measure(
     p: &CompressionParams,
     embed: &mut dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>>,
 ) -> Result<(SessionResult, usize)> {
-    let w = session.windows(0).ok_or_else(|| Error::run(format!("session `{}` has no boundary", session.header.id)))?;
-    let truth = session.header.ground_truth.first().ok_or_else(|| Error::run("session has no ground truth"))?;
-    let info = session.turns[w.boundary].compaction.clone().ok_or_else(|| Error::run("boundary without info"))?;
+    let w = session
+        .windows(0)
+        .ok_or_else(|| Error::run(format!("session `{}` has no boundary", session.header.id)))?;
+    let truth =
+        session.header.ground_truth.first().ok_or_else(|| Error::run("session has no ground truth"))?;
+    let info =
+        session.turns[w.boundary].compaction.clone().ok_or_else(|| Error::run("boundary without info"))?;
     let lost: Vec<String> = truth
         .lost
         .iter()
@@ -113,8 +117,13 @@ pub fn measure(
         .cloned()
         .collect();
     let cfg = LexiconConfig { alpha: p.lexicon_alpha, ..LexiconConfig::default() };
-    let vocab: Vec<String> =
-        session.header.constraints.iter().filter(|c| !c.distractor).flat_map(|c| c.keywords.clone()).collect();
+    let vocab: Vec<String> = session
+        .header
+        .constraints
+        .iter()
+        .filter(|c| !c.distractor)
+        .flat_map(|c| c.keywords.clone())
+        .collect();
     let tools: Vec<String> = {
         let mut t: Vec<String> = w.pre_tools.iter().chain(&w.post_tools).cloned().collect();
         t.sort();
@@ -217,7 +226,12 @@ impl ExperimentKind for CompressionKind {
             return Err(Error::run(format!("unknown item `{item}`")));
         };
         let i: usize = i.parse().map_err(|_| Error::run(format!("unknown item `{item}`")))?;
-        let c = self.p.cells.iter().find(|c| c.name == cell).ok_or_else(|| Error::run(format!("no cell `{cell}`")))?;
+        let c = self
+            .p
+            .cells
+            .iter()
+            .find(|c| c.name == cell)
+            .ok_or_else(|| Error::run(format!("no cell `{cell}`")))?;
         let condition = &c.conditions[i % c.conditions.len()];
         let spec = self.condition(condition)?;
         // The session seed depends on the cell and index only, so the scripted and LLM
@@ -256,4 +270,3 @@ impl ExperimentKind for CompressionKind {
             .collect()
     }
 }
-

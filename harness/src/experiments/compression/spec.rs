@@ -72,17 +72,23 @@ fn smooth() -> f64 {
     0.5
 }
 
-pub fn resolve(raw: Option<Spanned<RawCompression>>, src: &SpecSource, registry: &Registry) -> Result<Params> {
+pub fn resolve(
+    raw: Option<Spanned<RawCompression>>,
+    src: &SpecSource,
+    registry: &Registry,
+) -> Result<Params> {
     let file = src.path.display().to_string();
     let Some(raw) = raw else {
         return Err(Error::input(file, "kind `compression` needs a `[compression]` table"));
     };
     let span = raw.span();
     let raw = raw.into_inner();
-    let bad = |field: &str, m: String| src.error_at(span.clone(), format!("field `compression.{field}`: {m}"));
+    let bad =
+        |field: &str, m: String| src.error_at(span.clone(), format!("field `compression.{field}`: {m}"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = root.join(&raw.sessions_file);
-    let text = std::fs::read_to_string(&path).map_err(|e| bad("sessions_file", format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad("sessions_file", format!("{}: {e}", path.display())))?;
     let conditions = parse_specs(&text, &path.display().to_string())?;
     if raw.cells.is_empty() {
         return Err(bad("cells", "at least one cell".into()));
@@ -96,7 +102,10 @@ pub fn resolve(raw: Option<Spanned<RawCompression>>, src: &SpecSource, registry:
         }
         for n in &c.conditions {
             if !conditions.iter().any(|(k, _)| k == n) {
-                return Err(bad("cells", format!("cell `{}`: no condition `{n}` in {}", c.name, raw.sessions_file)));
+                return Err(bad(
+                    "cells",
+                    format!("cell `{}`: no condition `{n}` in {}", c.name, raw.sessions_file),
+                ));
             }
         }
     }
@@ -117,7 +126,8 @@ pub fn resolve(raw: Option<Spanned<RawCompression>>, src: &SpecSource, registry:
     };
     let embedder = entry(&raw.embedder, "embedder")?;
     if embedder.architecture != "bert" {
-        return Err(src.error_at(raw.embedder.span(), "field `compression.embedder`: must be a bert sentence encoder"));
+        return Err(src
+            .error_at(raw.embedder.span(), "field `compression.embedder`: must be a bert sentence encoder"));
     }
     Ok(Params::Compression(CompressionParams {
         sessions_file: raw.sessions_file,

@@ -36,7 +36,11 @@ fn features(r: &SessionResult) -> Features {
 /// compression-monitor's own inputs for its composite: uncorrected lexicon decay, mean
 /// consistency drop, tool shift (it uses a Jaccard of tool sets; JSD here).
 fn anchor_features(r: &SessionResult) -> Features {
-    Features { lexicon: r.lexicon_naive.unwrap_or(0.0), consistency: r.consistency_drop, toolshift: r.toolshift }
+    Features {
+        lexicon: r.lexicon_naive.unwrap_or(0.0),
+        consistency: r.consistency_drop,
+        toolshift: r.toolshift,
+    }
 }
 
 fn positive(r: &SessionResult) -> bool {
@@ -89,7 +93,8 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
 
     let pos: Vec<&SessionResult> = eval.iter().map(|(_, r)| r).filter(|r| positive(r)).collect();
     let neg_all: Vec<&SessionResult> = eval.iter().map(|(_, r)| r).filter(|r| !positive(r)).collect();
-    let neg_confound: Vec<&SessionResult> = neg_all.iter().copied().filter(|r| r.confound && !r.compression).collect();
+    let neg_confound: Vec<&SessionResult> =
+        neg_all.iter().copied().filter(|r| r.confound && !r.compression).collect();
     out.insert("eval.positives".into(), pos.len() as f64);
     out.insert("eval.negatives".into(), neg_all.len() as f64);
     out.insert("eval.confound_controls".into(), neg_confound.len() as f64);

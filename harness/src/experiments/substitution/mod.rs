@@ -30,8 +30,8 @@ use crate::fingerprint::compute::ProbeRun;
 use crate::models::gguf_llama::WeightMode;
 use crate::record::{ModelUse, Sample};
 use crate::zoo::ZooSpec;
-pub use spec::{RawSubstitution, SubstitutionParams};
 use spec::{severity_label, Sweep};
+pub use spec::{RawSubstitution, SubstitutionParams};
 pub use subjects::derive_seed;
 use subjects::{lock, measure, zoo_model, Nuisance, Probe, SharedCache, Source};
 
@@ -213,7 +213,8 @@ impl ExperimentKind for Substitution {
                     [label, draw] => {
                         let sev = pw.variants.iter().find(|(l, _)| l == label).ok_or_else(unknown)?.1;
                         let sev = sev.map(severity_label).unwrap_or_else(|| "fixed".into());
-                        let v = self.attack(&r.variants, &[label, &sev, draw], &format!("power{tokens}"), None)?;
+                        let v =
+                            self.attack(&r.variants, &[label, &sev, draw], &format!("power{tokens}"), None)?;
                         (Nuisance::draw(self.seed, item), Some(v))
                     }
                     _ => return Err(unknown()),

@@ -61,7 +61,8 @@ impl Sweep {
         if let Some(s) = severity {
             obj.insert("severity".into(), serde_json::json!(s));
         }
-        serde_json::from_value(v).map_err(|e| Error::input(format!("variant `{}`", self.label), e.to_string()))
+        serde_json::from_value(v)
+            .map_err(|e| Error::input(format!("variant `{}`", self.label), e.to_string()))
     }
 
     /// Severities as (item label, value); one unlabeled entry for fixed-severity attacks.
@@ -243,15 +244,21 @@ fn default_target() -> f64 {
     0.99
 }
 
-pub fn resolve(raw: Option<Spanned<RawSubstitution>>, src: &SpecSource, registry: &Registry) -> Result<Params> {
+pub fn resolve(
+    raw: Option<Spanned<RawSubstitution>>,
+    src: &SpecSource,
+    registry: &Registry,
+) -> Result<Params> {
     let file = src.path.display().to_string();
     let Some(raw) = raw else {
         return Err(Error::input(file, "kind `substitution` needs a `[substitution]` table"));
     };
     let span = raw.span();
     let raw = raw.into_inner();
-    let bad = |field: &str, m: String| src.error_at(span.clone(), format!("field `substitution.{field}`: {m}"));
-    let probe_set = probes::shipped(&probes::dataset_dir(), &raw.probes).map_err(|e| bad("probes", e.to_string()))?;
+    let bad =
+        |field: &str, m: String| src.error_at(span.clone(), format!("field `substitution.{field}`: {m}"));
+    let probe_set =
+        probes::shipped(&probes::dataset_dir(), &raw.probes).map_err(|e| bad("probes", e.to_string()))?;
     if raw.tokens < 16 || raw.max_seq_len == 0 || raw.batch_size == 0 {
         return Err(bad("tokens", "tokens >= 16, max_seq_len >= 1 and batch_size >= 1 required".into()));
     }
@@ -281,7 +288,10 @@ pub fn resolve(raw: Option<Spanned<RawSubstitution>>, src: &SpecSource, registry
             }
             if let Some(d) = s.default {
                 if !s.severities.contains(&d) {
-                    return Err(bad(field, format!("`{}`: default {d} is not among the severities", s.label)));
+                    return Err(bad(
+                        field,
+                        format!("`{}`: default {d} is not among the severities", s.label),
+                    ));
                 }
             }
             let is_ft = s.attack.get("attack").and_then(|a| a.as_str()) == Some("further-training");
@@ -353,7 +363,10 @@ pub fn resolve(raw: Option<Spanned<RawSubstitution>>, src: &SpecSource, registry
         }
     };
     if real.is_none() && raw.zoo.is_none() {
-        return Err(bad("real", "name a real model (`[substitution.real]`) or the zoo (`[substitution.zoo]`)".into()));
+        return Err(bad(
+            "real",
+            "name a real model (`[substitution.real]`) or the zoo (`[substitution.zoo]`)".into(),
+        ));
     }
     Ok(Params::Substitution(SubstitutionParams {
         class: raw.class,

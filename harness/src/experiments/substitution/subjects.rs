@@ -113,7 +113,8 @@ impl AttackSummary {
 
 impl Measurement {
     pub fn decode(&self) -> Result<Fingerprint> {
-        let bytes = hex::decode(&self.fingerprint).map_err(|e| Error::run(format!("fingerprint hex: {e}")))?;
+        let bytes =
+            hex::decode(&self.fingerprint).map_err(|e| Error::run(format!("fingerprint hex: {e}")))?;
         encode::decode(&bytes)
     }
 }
@@ -374,7 +375,10 @@ fn probes_len(loaded: &Loaded, probes: &ProbeSet, run: &ProbeRun) -> Result<usiz
 pub fn zoo_model(dir: &Path, id: &str) -> Result<PathBuf> {
     let p = dir.join(id);
     if !p.join("config.json").is_file() {
-        return Err(Error::input(format!("zoo checkpoint `{id}`"), format!("not found in {}", dir.display())));
+        return Err(Error::input(
+            format!("zoo checkpoint `{id}`"),
+            format!("not found in {}", dir.display()),
+        ));
     }
     Ok(p)
 }

@@ -326,7 +326,10 @@ fn subject(
                 out.insert(gak("tpr_hi"), pr.hi);
                 out.insert(gak("ratio_median"), sorted[sorted.len() / 2]);
                 out.insert(gak("ratio_min"), sorted[0]);
-                out.insert(gak("rejected"), pos.iter().filter(|&&s| s > p.margin).count() as f64 / pos.len() as f64);
+                out.insert(
+                    gak("rejected"),
+                    pos.iter().filter(|&&s| s > p.margin).count() as f64 / pos.len() as f64,
+                );
                 if *a == min_alpha {
                     out.insert(gk("auc"), auc(&evalv, &pos)?);
                     if g.is_default && det == Det::Identity {
@@ -373,7 +376,12 @@ fn family_of(id: &str) -> Option<(String, String)> {
 }
 
 /// False accepts over every pair of distinct models (distinct weight hashes).
-fn pairs(out: &mut Metrics, items: &Items, real_tau: Option<f64>, zoo_taus: &BTreeMap<String, f64>) -> Result<()> {
+fn pairs(
+    out: &mut Metrics,
+    items: &Items,
+    real_tau: Option<f64>,
+    zoo_taus: &BTreeMap<String, f64>,
+) -> Result<()> {
     let mut models: Vec<&str> = vec![];
     let mut seen = BTreeSet::new();
     for (id, it) in items {
@@ -451,7 +459,9 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
         let r = get(items, &format!("power/{t}/ref"))?;
         let pr = PathRef { path: "f32".into(), item: r };
         let nulls: Vec<f64> = (0..pw.null_draws)
-            .map(|i| raw(Det::Identity, get(items, &format!("power/{t}/null/{i}"))?, &pr).map(|s| s.unwrap_or(0.0)))
+            .map(|i| {
+                raw(Det::Identity, get(items, &format!("power/{t}/null/{i}"))?, &pr).map(|s| s.unwrap_or(0.0))
+            })
             .collect::<Result<_>>()?;
         let null_max = nulls.iter().copied().fold(0.0, f64::max);
         let tau = null_max.max(p.tau_floor);
@@ -461,12 +471,16 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
         for (label, _) in &pw.variants {
             let pos: Vec<f64> = (1..=pw.draws)
                 .map(|d| {
-                    raw(Det::Identity, get(items, &format!("power/{t}/{label}/{d}"))?, &pr).map(|s| s.unwrap_or(0.0))
+                    raw(Det::Identity, get(items, &format!("power/{t}/{label}/{d}"))?, &pr)
+                        .map(|s| s.unwrap_or(0.0))
                 })
                 .collect::<Result<_>>()?;
             let k = pos.iter().filter(|&&d| d > tau).count();
             out.insert(format!("power.{t}.{label}.detected"), k as f64 / pos.len() as f64);
-            out.insert(format!("power.{t}.{label}.min_distance"), pos.iter().copied().fold(f64::INFINITY, f64::min));
+            out.insert(
+                format!("power.{t}.{label}.min_distance"),
+                pos.iter().copied().fold(f64::INFINITY, f64::min),
+            );
             if tau > 0.0 {
                 out.insert(
                     format!("power.{t}.{label}.min_over_tau"),
@@ -529,8 +543,11 @@ pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Resul
     pairs(&mut out, &items, real_tau, &zoo_taus)?;
     power(&mut out, p, &items)?;
     // Headline: the weakest default-severity TPR, and benign rejects over all subjects.
-    let tprs: Vec<f64> =
-        out.iter().filter(|(k, _)| k.starts_with("headline.") && k.ends_with(".tpr")).map(|(_, v)| *v).collect();
+    let tprs: Vec<f64> = out
+        .iter()
+        .filter(|(k, _)| k.starts_with("headline.") && k.ends_with(".tpr"))
+        .map(|(_, v)| *v)
+        .collect();
     if !tprs.is_empty() {
         out.insert("headline.min_default_tpr".into(), tprs.iter().copied().fold(1.0, f64::min));
     }

@@ -502,7 +502,8 @@ impl GgufLlama {
             Ok(best as u32)
         };
         self.model.clear_kv_cache();
-        let x = candle_core::Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).ctx("token ids")?;
+        let x =
+            candle_core::Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).ctx("token ids")?;
         let mut logits = self.model.forward(&x, 0).ctx("generation: prefill")?;
         let mut out = Vec::new();
         let mut pos = prompt.len();
