@@ -454,15 +454,26 @@ fn compare(config: &Config, c: CompareArgs) -> Result<i32> {
     use crate::detect::{Decision, DecisionRule};
     let (fa, fb) = (crate::fingerprint::file::read(&c.a)?, crate::fingerprint::file::read(&c.b)?);
     let d = crate::fingerprint::distance(&fa.fingerprint, &fb.fingerprint)?;
-    let th = match c.tau {
-        Some(tau) => Threshold { tau, margin: 4.0, source: "--tau".into() },
-        None => calibrated_threshold(config, c.calibration.as_deref(), c.alpha, &fa.fingerprint)?,
+    // An explicit --tau or --calibration must work; the implicit default (the latest
+    // same-family run) may not match these fingerprints, and then there is no decision.
+    let th = match (c.tau, &c.calibration) {
+        (Some(tau), _) => Some(Threshold { tau, margin: 4.0, source: "--tau".into() }),
+        (None, Some(run)) => Some(calibrated_threshold(config, Some(run), c.alpha, &fa.fingerprint)?),
+        (None, None) => match calibrated_threshold(config, None, c.alpha, &fa.fingerprint) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("no decision: {e} (pass --calibration RUN or --tau)");
+                None
+            }
+        },
     };
-    let decision = DecisionRule::new(th.tau, th.margin)?.decide(d.identity.total);
+    let decision =
+        th.as_ref().map(|t| DecisionRule::new(t.tau, t.margin).map(|r| r.decide(d.identity.total)));
+    let decision = decision.transpose()?;
     let code = match decision {
-        Decision::Accept => 0,
-        Decision::Reject => 3,
-        Decision::Inconclusive => 4,
+        None | Some(Decision::Accept) => 0,
+        Some(Decision::Reject) => 3,
+        Some(Decision::Inconclusive) => 4,
     };
     if c.json {
         let v = serde_json::json!({ "distance": d, "threshold": th, "decision": decision });
@@ -479,15 +490,20 @@ fn compare(config: &Config, c: CompareArgs) -> Result<i32> {
             println!("    {block:<22} {v:.6e}");
         }
     }
-    println!(
-        "threshold {:.6e} (identity; reject above {:.6e}) from {}",
-        th.tau,
-        th.tau * th.margin,
-        th.source
-    );
-    println!(
-        "decision  {decision:?} (identity distance / threshold = {:.3e})",
-        d.identity.total / th.tau.max(f64::MIN_POSITIVE)
-    );
+    match (&th, decision) {
+        (Some(th), Some(decision)) => {
+            println!(
+                "threshold {:.6e} (identity; reject above {:.6e}) from {}",
+                th.tau,
+                th.tau * th.margin,
+                th.source
+            );
+            println!(
+                "decision  {decision:?} (identity distance / threshold = {:.3e})",
+                d.identity.total / th.tau.max(f64::MIN_POSITIVE)
+            );
+        }
+        _ => println!("threshold and decision: none (no matching calibration)"),
+    }
     Ok(code)
 }

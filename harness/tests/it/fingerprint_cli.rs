@@ -11,11 +11,13 @@ fn fingerprint(out: &Path, extra: &[&str]) {
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
-fn identity_distance(a: &Path, b: &Path) -> f64 {
-    let r = gapbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+/// Identity distance, with the decision at a threshold of 1e-6: exit 0 accept, 3 reject.
+fn identity_distance(a: &Path, b: &Path) -> (f64, i32) {
+    let r = gapbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--json", "--tau", "1e-6"]);
+    let code = r.status.code().unwrap();
+    assert!(code == 0 || code == 3 || code == 4, "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    v["identity"]["total"].as_f64().unwrap()
+    (v["distance"]["identity"]["total"].as_f64().unwrap(), code)
 }
 
 #[test]
@@ -28,9 +30,10 @@ fn batching_barely_moves_the_fingerprint_and_requantization_does() {
     fingerprint(&q, &["--weights", "requant-q4_0-f32"]);
     let e = dir.path().join("e.json");
     fingerprint(&e, &["--variant", r#"{"attack":"low-rank-edit","severity":1e-2}"#]);
-    let benign = identity_distance(&a, &b);
-    let substituted = identity_distance(&a, &q);
-    let edited = identity_distance(&a, &e);
+    let (benign, benign_code) = identity_distance(&a, &b);
+    let (substituted, q_code) = identity_distance(&a, &q);
+    let (edited, e_code) = identity_distance(&a, &e);
+    assert_eq!((benign_code, q_code, e_code), (0, 3, 3), "decisions: accept, reject, reject");
     assert!(benign < 1e-5, "batch size moved the identity channel by {benign}");
     assert!(substituted > 100.0 * benign.max(1e-9), "q4_0 {substituted} vs benign {benign}");
     assert!(edited > 10.0 * benign.max(1e-9), "low-rank edit {edited} vs benign {benign}");
