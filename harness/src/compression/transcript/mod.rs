@@ -224,44 +224,19 @@ pub fn read_from<R: BufRead>(
     on_event: &mut dyn FnMut(TranscriptEvent) -> Result<()>,
 ) -> Result<ReadStats> {
     let mut stats = ReadStats { format, lines: 0, events: 0, skipped: 0, ignored: 0 };
-    match format {
-        Format::ClaudeCode => {
-            let mut state = claude_code::State::default();
-            for_each_line(
-                reader,
-                name,
-                lenient,
-                &mut stats,
-                &mut |line, value, out| state.map_line(line, value, out),
-                on_event,
-            )?;
-        }
-        Format::OpenAiJsonl => {
-            let mut state = openai::JsonlState::default();
-            for_each_line(
-                reader,
-                name,
-                lenient,
-                &mut stats,
-                &mut |line, value, out| state.map_request(line, value, out),
-                on_event,
-            )?;
-        }
-        Format::Gapbench => {
-            let mut state = gapbench::State::default();
-            for_each_line(
-                reader,
-                name,
-                lenient,
-                &mut stats,
-                &mut |line, value, out| state.map_line(line, value, out),
-                on_event,
-            )?;
-        }
+    // The three line-oriented formats differ only in how one line maps to events.
+    let (mut cc, mut oa, mut gb) =
+        (claude_code::State::default(), openai::JsonlState::default(), gapbench::State::default());
+    let mut map: Box<LineMapper<'_>> = match format {
+        Format::ClaudeCode => Box::new(|line, value, out| cc.map_line(line, value, out)),
+        Format::OpenAiJsonl => Box::new(|line, value, out| oa.map_request(line, value, out)),
+        Format::Gapbench => Box::new(|line, value, out| gb.map_line(line, value, out)),
         Format::OpenAiMessages => {
-            openai::read_messages_document(reader, name, lenient, &mut stats, on_event)?
+            openai::read_messages_document(reader, name, lenient, &mut stats, on_event)?;
+            return Ok(stats);
         }
-    }
+    };
+    for_each_line(reader, name, lenient, &mut stats, &mut *map, on_event)?;
     Ok(stats)
 }
 
