@@ -26,8 +26,8 @@ use crate::spec::Kind;
 #[serde(rename_all = "kebab-case")]
 pub enum Params {
     Inventory(inventory::InventoryParams),
-    Substitution(substitution::SubstitutionParams),
-    Compression(compression::CompressionParams),
+    Substitution(Box<substitution::SubstitutionParams>),
+    Compression(Box<compression::CompressionParams>),
 }
 
 impl Params {
@@ -79,7 +79,7 @@ pub trait ExperimentKind: Send + Sync {
 pub fn instantiate(params: &Params, seed: u64) -> Box<dyn ExperimentKind> {
     match params {
         Params::Inventory(p) => Box::new(inventory::Inventory::new(p.clone())),
-        Params::Substitution(p) => Box::new(substitution::Substitution::new(p.clone(), seed)),
-        Params::Compression(p) => Box::new(compression::CompressionKind::new(p.clone(), seed)),
+        Params::Substitution(p) => Box::new(substitution::Substitution::new((**p).clone(), seed)),
+        Params::Compression(p) => Box::new(compression::CompressionKind::new((**p).clone(), seed)),
     }
 }

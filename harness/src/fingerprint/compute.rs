@@ -36,6 +36,9 @@ pub fn fingerprint_model(
     Ok(fingerprint_ordered(loaded, probes, run, None, false, cfg)?.0)
 }
 
+/// Every layer's activations: (residual index, tokens × width).
+pub type Layers = Vec<(usize, Mat)>;
+
 /// [`fingerprint_model`] with the probe sequences fed in the order `order` (a permutation
 /// of the selected sequences; probe order is benign nuisance) and, with `keep`, every
 /// layer's activations returned in the canonical probe order (for baselines such as CKA
@@ -47,7 +50,7 @@ pub fn fingerprint_ordered(
     order: Option<&[usize]>,
     keep: bool,
     cfg: &FingerprintConfig,
-) -> Result<(Fingerprint, Option<Vec<(usize, Mat)>>)> {
+) -> Result<(Fingerprint, Option<Layers>)> {
     let info = loaded.model.info().clone();
     let max_len = run.max_seq_len.min(info.max_seq_len);
     let tokenizer = &loaded.tokenizer;

@@ -413,10 +413,7 @@ pub fn simulate(sc: &Scenario, agent: &mut dyn Agent, mut llm: Option<LlmSummari
             let given: Vec<&Constraint> = constraints.iter().filter(|c| !c.distractor).collect();
             let binding_before: BTreeMap<&str, bool> =
                 given.iter().map(|c| (c.id.as_str(), c.presence(&ctx).binding())).collect();
-            let llm_now: Option<&mut dyn FnMut(&str) -> Result<String>> = match llm {
-                Some(ref mut f) => Some(&mut **f),
-                None => None,
-            };
+            let llm_now: Option<LlmSummariser<'_>> = llm.as_deref_mut().map(|f| f as _);
             let t = compact(turns.len(), &ctx, &constraints, task, spec, &mut comp_rng, llm_now)?;
             let info = t.compaction.clone().expect("compaction turn");
             push(&mut turns, t);

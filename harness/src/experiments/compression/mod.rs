@@ -97,11 +97,14 @@ impl CompressionKind {
     }
 }
 
+/// Texts → one embedding per text.
+pub type Embed<'a> = dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>> + 'a;
+
 /// Signals of one session around its first boundary.
 pub fn measure(
     session: &Session,
     p: &CompressionParams,
-    embed: &mut dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>>,
+    embed: &mut Embed,
 ) -> Result<(SessionResult, usize)> {
     let w = session
         .windows(0)

@@ -121,7 +121,7 @@ pub fn resolve(
     let entry = |s: &Spanned<String>, field: &str| -> Result<ModelEntry> {
         registry
             .get(s.get_ref())
-            .map(|e| e.clone())
+            .cloned()
             .map_err(|e| src.error_at(s.span(), format!("field `compression.{field}`: {e}")))
     };
     let embedder = entry(&raw.embedder, "embedder")?;
@@ -129,7 +129,7 @@ pub fn resolve(
         return Err(src
             .error_at(raw.embedder.span(), "field `compression.embedder`: must be a bert sentence encoder"));
     }
-    Ok(Params::Compression(CompressionParams {
+    Ok(Params::Compression(Box::new(CompressionParams {
         sessions_file: raw.sessions_file,
         conditions,
         cells: raw.cells,
@@ -138,5 +138,5 @@ pub fn resolve(
         lexicon_alpha: raw.lexicon_alpha,
         tool_smoothing: raw.tool_smoothing,
         embedder,
-    }))
+    })))
 }

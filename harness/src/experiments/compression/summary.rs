@@ -62,7 +62,8 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
     let mut out = Metrics::new();
     let ids: Vec<&str> = all.iter().map(|(i, _)| i.as_str()).collect();
     let splits = Splits::seeded(&ids, seed, 0.0, p.calibration_fraction)?;
-    let (cal, eval): (Vec<&(String, SessionResult)>, Vec<&(String, SessionResult)>) =
+    type Part<'a> = Vec<&'a (String, SessionResult)>;
+    let (cal, eval): (Part, Part) =
         all.iter().partition(|(id, _)| splits.split_of(id) == Some(Split::Calibration));
     out.insert("sessions.total".into(), all.len() as f64);
     out.insert("sessions.calibration".into(), cal.len() as f64);

@@ -368,7 +368,7 @@ pub fn resolve(
             "name a real model (`[substitution.real]`) or the zoo (`[substitution.zoo]`)".into(),
         ));
     }
-    Ok(Params::Substitution(SubstitutionParams {
+    Ok(Params::Substitution(Box::new(SubstitutionParams {
         class: raw.class,
         probes: raw.probes,
         probe_sha256: probe_set.sha256().to_string(),
@@ -384,5 +384,5 @@ pub fn resolve(
         real,
         zoo: raw.zoo,
         power,
-    }))
+    })))
 }

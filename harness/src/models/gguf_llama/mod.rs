@@ -506,8 +506,7 @@ impl GgufLlama {
             candle_core::Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).ctx("token ids")?;
         let mut logits = self.model.forward(&x, 0).ctx("generation: prefill")?;
         let mut out = Vec::new();
-        let mut pos = prompt.len();
-        for _ in 0..max_new {
+        for pos in prompt.len()..prompt.len() + max_new {
             let next = argmax(&logits)?;
             if stop.contains(&next) {
                 break;
@@ -517,7 +516,6 @@ impl GgufLlama {
                 .and_then(|t| t.unsqueeze(0))
                 .ctx("token ids")?;
             logits = self.model.forward(&x, pos).ctx("generation: decode step")?;
-            pos += 1;
         }
         self.model.clear_kv_cache();
         Ok(out)
