@@ -107,6 +107,39 @@ impl Splits {
         Ok(Self::from_assignment(assignment))
     }
 
+    /// Calibration / evaluation split balanced within strata: ids are grouped by their
+    /// stratum (e.g. kernel path and batch size), ordered by a seeded hash inside each
+    /// group, and the first `round(f_cal · n)` of each group go to calibration, the rest to
+    /// evaluation, but never all of a group with two or more ids to one side: every such
+    /// stratum is represented in both halves. Why: with a purely hashed split a rare
+    /// but benign configuration (one batch size on one kernel path) can land only in the
+    /// evaluation half, and the threshold never sees it.
+    pub fn stratified(ids: &[(&str, &str)], seed: u64, f_cal: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&f_cal) {
+            return Err(Error::input("splits", format!("calibration fraction {f_cal} must lie in [0, 1]")));
+        }
+        let mut groups: BTreeMap<&str, Vec<([u8; 32], &str)>> = BTreeMap::new();
+        for &(id, stratum) in ids {
+            let mut h = Sha256::new();
+            h.update(seed.to_le_bytes());
+            h.update(id.as_bytes());
+            groups.entry(stratum).or_default().push((h.finalize().into(), id));
+        }
+        let mut assignment = BTreeMap::new();
+        for (_, mut g) in groups {
+            g.sort();
+            let n = g.len();
+            let nc = if n < 2 { n } else { ((f_cal * n as f64).round() as usize).clamp(1, n - 1) };
+            for (i, (_, id)) in g.into_iter().enumerate() {
+                let s = if i < nc { Split::Calibration } else { Split::Evaluation };
+                if assignment.insert(id.to_string(), s).is_some() {
+                    return Err(Error::input("splits", format!("item `{id}` is listed twice")));
+                }
+            }
+        }
+        Ok(Self::from_assignment(assignment))
+    }
+
     fn from_assignment(assignment: BTreeMap<String, Split>) -> Self {
         let mut h = Sha256::new();
         for (id, s) in &assignment {
@@ -234,5 +267,29 @@ mod tests {
         let cal = a.take::<Calibration>(c.iter().map(|id| (id.to_string(), 1.0)).collect()).unwrap();
         assert_eq!(calibrate(&cal, 0.1).unwrap().n, 50);
         assert!(Splits::seeded(&refs, 5, 0.7, 0.5).is_err());
+    }
+
+    #[test]
+    fn stratified_split_puts_every_repeated_stratum_in_both_halves() {
+        let ids: Vec<(String, String)> =
+            (0..24).map(|i| (format!("null/{i}"), format!("b{}", [1, 2, 3, 16][i % 4]))).collect();
+        let refs: Vec<(&str, &str)> = ids.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let s = Splits::stratified(&refs, 7, 0.5).unwrap();
+        for stratum in ["b1", "b2", "b3", "b16"] {
+            let of = |split| {
+                refs.iter().filter(|(id, st)| *st == stratum && s.split_of(id) == Some(split)).count()
+            };
+            assert_eq!((of(Split::Calibration), of(Split::Evaluation)), (3, 3), "{stratum}");
+        }
+        // A single-member stratum goes to calibration; duplicates are refused.
+        let s = Splits::stratified(&[("x", "lone")], 7, 0.5).unwrap();
+        let tiny = Splits::stratified(&refs, 7, 0.01).unwrap();
+        assert_eq!(tiny.ids(Split::Calibration).len(), 4, "one per stratum, never zero");
+        assert_eq!(s.split_of("x"), Some(Split::Calibration));
+        assert!(Splits::stratified(&[("x", "a"), ("x", "a")], 7, 0.5).is_err());
+        // Another seed deals the same strata differently.
+        let a = Splits::stratified(&refs, 7, 0.5).unwrap();
+        let b = Splits::stratified(&refs, 8, 0.5).unwrap();
+        assert_ne!(a.digest(), b.digest());
     }
 }

@@ -133,7 +133,7 @@ mod tests {
             }
         }
         let s = Sample { item: "a".into(), output: serde_json::json!(all) };
-        write_samples(&p, &[s.clone()]).unwrap();
+        write_samples(&p, std::slice::from_ref(&s)).unwrap();
         let back = read_samples(&p).unwrap();
         let got: Vec<f64> = serde_json::from_value(back[0].output.clone()).unwrap();
         for (a, b) in all.iter().zip(&got) {

@@ -117,6 +117,10 @@ impl Substitution {
     }
 }
 
+fn draw_index(s: &str) -> Result<usize> {
+    s.parse().map_err(|_| Error::run(format!("null draw index `{s}` is not a number")))
+}
+
 fn parse_mode(s: &str) -> Result<WeightMode> {
     s.parse().map_err(|e: String| Error::run(e))
 }
@@ -183,11 +187,11 @@ impl ExperimentKind for Substitution {
                         variant: None,
                         cka: Some(src),
                     },
-                    ["null", mode, _] => Probe {
+                    ["null", mode, i] => Probe {
                         src,
                         mode: parse_mode(mode)?,
                         run: self.run(self.p.tokens),
-                        nuisance: Nuisance::draw(self.seed, item),
+                        nuisance: Nuisance::stratified(self.seed, item, draw_index(i)?),
                         variant: None,
                         cka: Some(src),
                     },
@@ -209,7 +213,7 @@ impl ExperimentKind for Substitution {
                 let tokens: usize = parts.get(1).and_then(|t| t.parse().ok()).ok_or_else(unknown)?;
                 let (nuisance, variant) = match parts[2..] {
                     ["ref"] => (Nuisance::canonical(self.p.batch_size), None),
-                    ["null", _] => (Nuisance::draw(self.seed, item), None),
+                    ["null", i] => (Nuisance::stratified(self.seed, item, draw_index(i)?), None),
                     [label, draw] => {
                         let sev = pw.variants.iter().find(|(l, _)| l == label).ok_or_else(unknown)?.1;
                         let sev = sev.map(severity_label).unwrap_or_else(|| "fixed".into());
@@ -236,7 +240,10 @@ impl ExperimentKind for Substitution {
                 };
                 let (nuisance, variant) = match parts[1] {
                     "fp" => (Nuisance::canonical(self.p.batch_size), None),
-                    "null" => (Nuisance::draw(self.seed, item), None),
+                    "null" => {
+                        let i = parts.get(3).copied().ok_or_else(unknown)?;
+                        (Nuisance::stratified(self.seed, item, draw_index(i)?), None)
+                    }
                     "var" => {
                         let rest = &parts[3..];
                         let draw = rest.last().copied().unwrap_or("0");
