@@ -175,6 +175,41 @@ pub enum Command {
         #[arg(long)]
         no_embeddings: bool,
     },
+    /// Re-run a recorded run from its spec.json (into a scratch results folder) and
+    /// compare every metric with the recorded one under the spec's `[reproduce]`
+    /// tolerance (exact by default). Exit status 1 on any mismatch.
+    Reproduce {
+        /// The run directory, or `results/<experiment>` for its LATEST run.
+        run: PathBuf,
+        /// Keep the reproduced run here instead of a temporary folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print every metric, not only those that differ.
+        #[arg(long)]
+        all: bool,
+        /// Also write the full comparison as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Compare two runs side by side: provenance, then every metric that differs.
+    Diff {
+        /// First run (directory, or `results/<experiment>` for its LATEST run).
+        a: PathBuf,
+        /// Second run.
+        b: PathBuf,
+        /// Print every metric, including identical ones.
+        #[arg(long)]
+        all: bool,
+        /// Only metrics whose name starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Count differences within this relative tolerance as equal.
+        #[arg(long, default_value_t = 0.0)]
+        rel: f64,
+        /// Write the comparison as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// The synthetic model zoo: tiny llama decoders trained from scratch, reproducibly.
     #[command(subcommand)]
     Zoo(ZooCommand),

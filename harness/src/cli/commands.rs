@@ -46,7 +46,7 @@ impl Config {
         Registry::load(&self.registry_path)
     }
 
-    fn context(&self, seed: u64) -> Result<RunContext> {
+    pub(crate) fn context(&self, seed: u64) -> Result<RunContext> {
         Ok(RunContext {
             registry: self.registry()?,
             cache: self.cache.clone(),
@@ -103,6 +103,12 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
         }
         Command::Compare { a, b, calibration, alpha, tau, json } => {
             compare(config, CompareArgs { a, b, calibration, alpha, tau, json })
+        }
+        Command::Reproduce { run, out, all, json } => {
+            crate::cli::reproduce::reproduce(config, &run, out, all, json.as_deref())
+        }
+        Command::Diff { a, b, all, prefix, rel, json } => {
+            crate::cli::reproduce::diff(config, &a, &b, all, prefix.as_deref(), rel, json.as_deref())
         }
         Command::Capture { model, text, file, weights, top_k, json } => {
             capture(config, &model, text, file, &weights, top_k, json)

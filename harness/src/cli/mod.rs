@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod monitor;
+mod reproduce;
 
 use clap::Parser;
 

@@ -10,11 +10,13 @@
 
 pub mod atomic;
 pub mod canonical;
+pub mod diff;
 pub mod env;
 pub mod hashing;
 pub mod run;
 pub mod samples;
 pub mod shard;
+pub mod tolerance;
 
 pub use run::{ModelUse, Record, RunDir, RunStatus, Summary};
 pub use samples::Sample;

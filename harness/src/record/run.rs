@@ -144,6 +144,22 @@ pub fn latest_run(results: &Path, experiment: &str) -> Result<RunDir> {
     Ok(RunDir::new(results.join(experiment).join(id.trim())))
 }
 
+/// A run named on the command line: a run directory, or an experiment folder
+/// (`results/<experiment>`) meaning its LATEST run.
+pub fn resolve_run(path: &Path) -> Result<RunDir> {
+    if path.join("LATEST").is_file() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        return latest_run(path.parent().unwrap_or(Path::new(".")), &name);
+    }
+    if !path.join("summary.json").is_file() {
+        return Err(Error::input(
+            path.display().to_string(),
+            "not a run directory (no summary.json) nor an experiment folder (no LATEST)",
+        ));
+    }
+    Ok(RunDir::new(path))
+}
+
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(Error::io(path))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::input(path.display().to_string(), e.to_string()))

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::experiments::Params;
 use crate::models::registry::Registry;
+use crate::record::tolerance::Tolerance;
 
 pub use locate::SpecSource;
 pub use raw::{Kind, RawSpec};
@@ -27,6 +28,10 @@ pub struct Experiment {
     pub seed: u64,
     /// Kind-specific parameters, keyed by kind (`{"inventory": {...}}`).
     pub params: Params,
+    /// Tolerances `gapbench reproduce` compares metrics under (`[reproduce]`; exact when
+    /// absent, and then left out of the canonical JSON so the hash is unchanged).
+    #[serde(default, skip_serializing_if = "Tolerance::is_exact")]
+    pub reproduce: Tolerance,
 }
 
 impl Experiment {

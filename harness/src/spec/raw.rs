@@ -7,6 +7,7 @@ use toml::Spanned;
 use crate::error::Result;
 use crate::experiments::{self, Params};
 use crate::models::registry::Registry;
+use crate::record::tolerance::Tolerance;
 use crate::spec::{Experiment, SpecSource, DEFAULT_SEED};
 
 /// Every experiment kind. Adding a kind: one variant here, one table field in
@@ -48,6 +49,8 @@ pub struct RawSpec {
     pub inventory: Option<Spanned<experiments::inventory::RawInventory>>,
     pub substitution: Option<Spanned<experiments::substitution::RawSubstitution>>,
     pub compression: Option<Spanned<experiments::compression::RawCompression>>,
+    /// Tolerances for `gapbench reproduce` (exact when absent).
+    pub reproduce: Option<Spanned<Tolerance>>,
 }
 
 impl RawSpec {
@@ -78,7 +81,17 @@ impl RawSpec {
             Kind::Substitution => experiments::substitution::spec::resolve(self.substitution, src, registry)?,
             Kind::Compression => experiments::compression::spec::resolve(self.compression, src, registry)?,
         };
+        let reproduce = match self.reproduce {
+            Some(t) => {
+                let span = t.span();
+                let t = t.into_inner();
+                t.validate("reproduce").map_err(|e| src.error_at(span, e.to_string()))?;
+                t
+            }
+            None => Tolerance::default(),
+        };
         Ok(Experiment {
+            reproduce,
             name: name.clone(),
             description: self.description.unwrap_or_default(),
             seed: self.seed.unwrap_or(DEFAULT_SEED),

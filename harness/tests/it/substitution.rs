@@ -34,15 +34,15 @@ default_draws = 3
     )
 }
 
-struct Setup {
-    _tmp: tempfile::TempDir,
-    cache: PathBuf,
-    spec: PathBuf,
-    enrolled: String,
+pub(crate) struct Setup {
+    pub _tmp: tempfile::TempDir,
+    pub cache: PathBuf,
+    pub spec: PathBuf,
+    pub enrolled: String,
 }
 
 /// A cache dir whose `zoo/tiny-0` is the tests' tiny zoo, and the spec file.
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let (zoo, manifest) = crate::zoo::tiny_zoo();
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
@@ -54,7 +54,7 @@ fn setup() -> Setup {
     Setup { _tmp: tmp, cache, spec, enrolled }
 }
 
-fn run(s: &Setup, results: &Path) -> (BTreeMap<String, f64>, Vec<u8>, PathBuf) {
+pub(crate) fn run(s: &Setup, results: &Path) -> (BTreeMap<String, f64>, Vec<u8>, PathBuf) {
     let out = gapbench_in_project(&[
         "run",
         "--cache-dir",

@@ -1,0 +1,84 @@
+//! `gapbench reproduce` and `gapbench diff` on a tiny zoo substitution run: an
+//! unchanged run reproduces; a tampered summary or spec is caught; declared tolerances
+//! are validated and honoured.
+
+use crate::common::gapbench_in_project;
+use crate::substitution::{run, setup};
+
+#[test]
+fn reproduce_passes_unchanged_and_fails_tampered() {
+    let s = setup();
+    let results = tempfile::tempdir().unwrap();
+    let (_, _, dir) = run(&s, &results.path().join("a"));
+    let reproduce = |extra: &[&str]| {
+        let mut args = vec!["reproduce", "--cache-dir", s.cache.to_str().unwrap(), dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        gapbench_in_project(&args)
+    };
+    let ok = reproduce(&[]);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(out.contains("samples.jsonl byte-identical: yes"), "{out}");
+    assert!(!out.contains("MISMATCH"), "{out}");
+
+    // Tamper with one recorded metric: reproduce names it and exits 1.
+    let summary_path = dir.join("summary.json");
+    let original = std::fs::read(&summary_path).unwrap();
+    let mut summary: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let key = format!("zoo.{}.identity.a1e-3.tau", s.enrolled);
+    let v = summary["metrics"][&key].as_f64().unwrap();
+    summary["metrics"][&key] = serde_json::json!(v * 1.5);
+    std::fs::write(&summary_path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    let json = results.path().join("cmp.json");
+    let bad = reproduce(&["--json", json.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(out.contains(&key) && out.contains("MISMATCH") && out.contains("REPRODUCTION FAILED"), "{out}");
+    let cmp: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(cmp["failures"], 1);
+
+    // `diff` shows the tampered metric between the two runs and only it.
+    let second = results.path().join("b");
+    let (_, _, dir_b) = run(&s, &second);
+    let d = gapbench_in_project(&["diff", dir.to_str().unwrap(), dir_b.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&d.stdout);
+    assert_eq!(d.status.code(), Some(0));
+    assert!(out.contains("same spec") && out.contains(&key) && out.contains("1 MISMATCH"), "{out}");
+    std::fs::write(&summary_path, &original).unwrap();
+
+    // A hand-edited spec.json is not the experiment that produced the numbers.
+    let spec_path = dir.join("spec.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+    spec["seed"] = serde_json::json!(6);
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let edited = reproduce(&[]);
+    assert_eq!(edited.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&edited.stderr);
+    assert!(err.contains("spec.json") && err.contains("hashes to"), "{err}");
+}
+
+#[test]
+fn reproduce_tolerances_are_validated_and_change_the_spec_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("tol.toml");
+    let base = "name = \"tol\"\nkind = \"inventory\"\n";
+    std::fs::write(&p, base).unwrap();
+    let plain = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    std::fs::write(
+        &p,
+        format!("{base}[reproduce]\nrel = 1e-9\n[[reproduce.metric]]\nprefix = \"a.\"\nabs = 0.1\n"),
+    )
+    .unwrap();
+    let tol = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert!(tol.status.success(), "{}", String::from_utf8_lossy(&tol.stderr));
+    assert_ne!(plain.stdout, tol.stdout, "a declared tolerance is part of the resolved spec");
+    std::fs::write(&p, format!("{base}[reproduce]\nrel = -1\n")).unwrap();
+    let bad = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("reproduce") && err.contains("tol.toml"), "{err}");
+    std::fs::write(&p, format!("{base}[reproduce]\nrelative = 1\n")).unwrap();
+    let unknown = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert_eq!(unknown.status.code(), Some(2), "unknown fields are refused");
+}
