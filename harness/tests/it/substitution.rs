@@ -18,6 +18,7 @@ seed = 5
 class = "same-family"
 tokens = 128
 max_seq_len = 64
+stratify = true
 [substitution.zoo]
 size = "tiny"
 enrol = ["{enrolled}"]

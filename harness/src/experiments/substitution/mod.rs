@@ -108,6 +108,15 @@ impl Substitution {
         Ok((spec, derive_seed(self.seed, &format!("{subject}/{label}/{sev}/{draw}"))))
     }
 
+    /// Nuisance of null draw `index` (see `SubstitutionParams::stratify`).
+    fn null_nuisance(&self, item: &str, index: &str) -> Result<Nuisance> {
+        Ok(if self.p.stratify {
+            Nuisance::stratified(self.seed, item, draw_index(index)?)
+        } else {
+            Nuisance::draw(self.seed, item)
+        })
+    }
+
     fn nuisance_for_draw(&self, item: &str, draw: &str) -> Nuisance {
         if draw == "0" {
             Nuisance::canonical(self.p.batch_size)
@@ -191,7 +200,7 @@ impl ExperimentKind for Substitution {
                         src,
                         mode: parse_mode(mode)?,
                         run: self.run(self.p.tokens),
-                        nuisance: Nuisance::stratified(self.seed, item, draw_index(i)?),
+                        nuisance: self.null_nuisance(item, i)?,
                         variant: None,
                         cka: Some(src),
                     },
@@ -213,7 +222,7 @@ impl ExperimentKind for Substitution {
                 let tokens: usize = parts.get(1).and_then(|t| t.parse().ok()).ok_or_else(unknown)?;
                 let (nuisance, variant) = match parts[2..] {
                     ["ref"] => (Nuisance::canonical(self.p.batch_size), None),
-                    ["null", i] => (Nuisance::stratified(self.seed, item, draw_index(i)?), None),
+                    ["null", i] => (self.null_nuisance(item, i)?, None),
                     [label, draw] => {
                         let sev = pw.variants.iter().find(|(l, _)| l == label).ok_or_else(unknown)?.1;
                         let sev = sev.map(severity_label).unwrap_or_else(|| "fixed".into());
@@ -242,7 +251,7 @@ impl ExperimentKind for Substitution {
                     "fp" => (Nuisance::canonical(self.p.batch_size), None),
                     "null" => {
                         let i = parts.get(3).copied().ok_or_else(unknown)?;
-                        (Nuisance::stratified(self.seed, item, draw_index(i)?), None)
+                        (self.null_nuisance(item, i)?, None)
                     }
                     "var" => {
                         let rest = &parts[3..];

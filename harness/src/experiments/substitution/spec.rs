@@ -153,6 +153,12 @@ pub struct SubstitutionParams {
     pub tau_floor: f64,
     /// Fraction of null draws used for calibration (the rest evaluate).
     pub calibration_fraction: f64,
+    /// Null draws cycle through every batch size in pairs and the calibration split is
+    /// stratified by kernel path and batch size (recommended). Off: batch sizes are
+    /// drawn at random and the split is a seeded hash, as in runs made before this
+    /// option existed (left out of the canonical JSON when off, so their hash holds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stratify: bool,
     /// TPR the minimum detectable severity must reach.
     pub target_tpr: f64,
     pub fingerprint: FingerprintConfig,
@@ -183,6 +189,8 @@ pub struct RawSubstitution {
     pub tau_floor: f64,
     #[serde(default = "default_cal_fraction")]
     pub calibration_fraction: f64,
+    #[serde(default)]
+    pub stratify: bool,
     #[serde(default = "default_target")]
     pub target_tpr: f64,
     pub real: Option<RawReal>,
@@ -379,6 +387,7 @@ pub fn resolve(
         margin: raw.margin,
         tau_floor: raw.tau_floor,
         calibration_fraction: raw.calibration_fraction,
+        stratify: raw.stratify,
         target_tpr: raw.target_tpr,
         fingerprint: FingerprintConfig::default(),
         real,

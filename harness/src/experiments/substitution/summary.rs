@@ -202,14 +202,19 @@ fn subject(
 ) -> Result<f64> {
     let refs: Vec<PathRef> =
         refs.iter().map(|r| Ok(PathRef { path: path_of(r), item: get(items, r)? })).collect::<Result<_>>()?;
-    // Stratified by kernel path and batch size, the nuisance that moves fingerprints.
+    // Strata: kernel path and batch size, the nuisance that moves fingerprints.
     let strata: Vec<String> = nulls
         .iter()
         .map(|id| Ok(format!("{}/b{}", path_of(id), get(items, id)?.m.nuisance.batch_size)))
         .collect::<Result<_>>()?;
-    let null_refs: Vec<(&str, &str)> =
-        nulls.iter().zip(&strata).map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let seeded = Splits::stratified(&null_refs, seed, p.calibration_fraction)?;
+    let seeded = if p.stratify {
+        let null_refs: Vec<(&str, &str)> =
+            nulls.iter().zip(&strata).map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        Splits::stratified(&null_refs, seed, p.calibration_fraction)?
+    } else {
+        let null_refs: Vec<&str> = nulls.iter().map(String::as_str).collect();
+        Splits::seeded(&null_refs, seed, 0.0, p.calibration_fraction)?
+    };
     let cal_ids = seeded.ids(crate::detect::Split::Calibration);
     let eval_ids = seeded.ids(crate::detect::Split::Evaluation);
     let ref_ids: Vec<String> = refs.iter().map(|r| format!("ref:{}", r.path)).collect();
