@@ -191,6 +191,13 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Regenerate every paper table and figure from results/*/LATEST into paper/tables
+    /// and paper/figures, refresh paper.md's generated blocks and render paper.html.
+    Report {
+        /// Output folder [default: paper/ in the project root].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Compare two runs side by side: provenance, then every metric that differs.
     Diff {
         /// First run (directory, or `results/<experiment>` for its LATEST run).

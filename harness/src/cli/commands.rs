@@ -104,6 +104,17 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
         Command::Compare { a, b, calibration, alpha, tau, json } => {
             compare(config, CompareArgs { a, b, calibration, alpha, tau, json })
         }
+        Command::Report { out } => {
+            let out = out.unwrap_or_else(|| config.root.join("paper"));
+            let w = crate::report::report(&config.results, &out)?;
+            println!(
+                "{} tables and {} figure files written under {}",
+                w.tables.len(),
+                w.figures.len(),
+                out.display()
+            );
+            Ok(0)
+        }
         Command::Reproduce { run, out, all, json } => {
             crate::cli::reproduce::reproduce(config, &run, out, all, json.as_deref())
         }

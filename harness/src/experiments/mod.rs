@@ -5,6 +5,7 @@
 //! Adding a kind: a module here, a variant in [`Params`] and in `spec::Kind`, a table
 //! field in `spec::RawSpec`, and one arm in [`instantiate`].
 
+pub mod cluster;
 pub mod compression;
 pub mod inventory;
 pub mod substitution;
@@ -28,6 +29,7 @@ pub enum Params {
     Inventory(inventory::InventoryParams),
     Substitution(Box<substitution::SubstitutionParams>),
     Compression(Box<compression::CompressionParams>),
+    Cluster(Box<cluster::ClusterParams>),
 }
 
 impl Params {
@@ -36,6 +38,7 @@ impl Params {
             Params::Inventory(_) => Kind::Inventory,
             Params::Substitution(_) => Kind::Substitution,
             Params::Compression(_) => Kind::Compression,
+            Params::Cluster(_) => Kind::Cluster,
         }
     }
 }
@@ -81,5 +84,6 @@ pub fn instantiate(params: &Params, seed: u64) -> Box<dyn ExperimentKind> {
         Params::Inventory(p) => Box::new(inventory::Inventory::new(p.clone())),
         Params::Substitution(p) => Box::new(substitution::Substitution::new((**p).clone(), seed)),
         Params::Compression(p) => Box::new(compression::CompressionKind::new((**p).clone(), seed)),
+        Params::Cluster(p) => Box::new(cluster::Cluster::new((**p).clone(), seed)),
     }
 }

@@ -18,16 +18,18 @@ pub enum Kind {
     Inventory,
     Substitution,
     Compression,
+    Cluster,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Inventory, Kind::Substitution, Kind::Compression];
+    pub const ALL: &'static [Kind] = &[Kind::Inventory, Kind::Substitution, Kind::Compression, Kind::Cluster];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::Inventory => "inventory",
             Kind::Substitution => "substitution",
             Kind::Compression => "compression",
+            Kind::Cluster => "cluster",
         }
     }
 }
@@ -49,6 +51,7 @@ pub struct RawSpec {
     pub inventory: Option<Spanned<experiments::inventory::RawInventory>>,
     pub substitution: Option<Spanned<experiments::substitution::RawSubstitution>>,
     pub compression: Option<Spanned<experiments::compression::RawCompression>>,
+    pub cluster: Option<Spanned<experiments::cluster::RawCluster>>,
     /// Tolerances for `gapbench reproduce` (exact when absent).
     pub reproduce: Option<Spanned<Tolerance>>,
 }
@@ -70,6 +73,7 @@ impl RawSpec {
             (Kind::Inventory, self.inventory.as_ref().map(|t| t.span())),
             (Kind::Substitution, self.substitution.as_ref().map(|t| t.span())),
             (Kind::Compression, self.compression.as_ref().map(|t| t.span())),
+            (Kind::Cluster, self.cluster.as_ref().map(|t| t.span())),
         ];
         for (k, span) in tables {
             if let (true, Some(span)) = (k != kind, span) {
@@ -80,6 +84,7 @@ impl RawSpec {
             Kind::Inventory => experiments::inventory::resolve(self.inventory, src, registry)?,
             Kind::Substitution => experiments::substitution::spec::resolve(self.substitution, src, registry)?,
             Kind::Compression => experiments::compression::spec::resolve(self.compression, src, registry)?,
+            Kind::Cluster => experiments::cluster::spec::resolve(self.cluster, src, registry)?,
         };
         let reproduce = match self.reproduce {
             Some(t) => {

@@ -9,6 +9,7 @@ mod fingerprint_cli;
 mod foundation;
 mod gguf;
 mod monitor;
+mod report;
 mod reproduce;
 mod substitution;
 mod variants;

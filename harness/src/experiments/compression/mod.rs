@@ -10,7 +10,7 @@
 //! calibration sessions only and scores the rest (see [`summary`]).
 
 pub mod spec;
-mod summary;
+pub mod summary;
 
 use std::sync::Mutex;
 

@@ -201,3 +201,73 @@ pub fn summarise(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result
     }
     Ok(out)
 }
+
+/// One evaluation session as the figures need it: its role, every signal's score, and
+/// the combined detector's online stream (turn since the boundary, score).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionScore {
+    pub item: String,
+    /// `positive` (a constraint was lost), `confound-control` (no compression, confound
+    /// on) or `negative` (any other session without loss).
+    pub role: &'static str,
+    pub condition: String,
+    pub signals: std::collections::BTreeMap<&'static str, f64>,
+    /// Raw per-turn signals after the boundary: (turns since boundary, features).
+    pub stream: Vec<(i64, Features)>,
+    /// Combined score per stream point.
+    pub combined_stream: Vec<(i64, f64)>,
+    pub threshold: f64,
+    /// Turns from the boundary to the first combined alarm.
+    pub alarm: Option<usize>,
+}
+
+/// Per-session scores of the evaluation part, under the combiner fitted on the
+/// calibration part exactly as [`summarise`] does.
+pub fn session_scores(p: &CompressionParams, seed: u64, samples: &[Sample]) -> Result<Vec<SessionScore>> {
+    let mut all: Vec<(String, SessionResult)> = Vec::new();
+    for s in samples {
+        let r: SessionResult = serde_json::from_value(s.output.clone())
+            .map_err(|e| Error::run(format!("sample `{}`: {e}", s.item)))?;
+        all.push((s.item.clone(), r));
+    }
+    let ids: Vec<&str> = all.iter().map(|(i, _)| i.as_str()).collect();
+    let splits = Splits::seeded(&ids, seed, 0.0, p.calibration_fraction)?;
+    let cal_set: Vec<(Features, bool)> = all
+        .iter()
+        .filter(|(id, _)| splits.split_of(id) == Some(Split::Calibration))
+        .map(|(_, r)| (features(r), positive(r)))
+        .collect();
+    let combiner = Combiner::fit(&cal_set, p.target_far)?;
+    let anchor = Combiner::plain_mean(ANCHOR_THRESHOLD);
+    let mut out = vec![];
+    for (id, r) in all.iter().filter(|(id, _)| splits.split_of(id) == Some(Split::Evaluation)) {
+        let role = if positive(r) {
+            "positive"
+        } else if r.confound && !r.compression {
+            "confound-control"
+        } else {
+            "negative"
+        };
+        let signals = [
+            ("lexicon", r.constraint_lexicon.or(r.lexicon).unwrap_or(0.0)),
+            ("consistency", r.consistency_max_drop),
+            ("toolshift", r.toolshift),
+            ("anchor_mean", anchor.score(&anchor_features(r))),
+            ("combined", combiner.score(&features(r))),
+        ]
+        .into_iter()
+        .collect();
+        let rel = |t: usize| t as i64 - r.boundary as i64;
+        out.push(SessionScore {
+            item: id.clone(),
+            role,
+            condition: r.condition.clone(),
+            signals,
+            stream: r.stream.iter().map(|(t, f)| (rel(*t), f.clone())).collect(),
+            combined_stream: r.stream.iter().map(|(t, f)| (rel(*t), combiner.score(f))).collect(),
+            threshold: combiner.threshold,
+            alarm: latency(&combiner, r.boundary, &r.stream),
+        });
+    }
+    Ok(out)
+}

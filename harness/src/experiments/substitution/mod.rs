@@ -19,8 +19,8 @@
 //! distance, threshold and rate from those samples alone (see [`summary`]).
 
 pub mod spec;
-mod subjects;
-mod summary;
+pub(crate) mod subjects;
+pub mod summary;
 
 use std::sync::Mutex;
 

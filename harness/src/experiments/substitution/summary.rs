@@ -45,6 +45,28 @@ const BROKEN: f64 = f64::MAX;
 
 type Items = BTreeMap<String, Item>;
 
+/// One scored measurement, for figures (`gapbench report`): what `summarise` reduces to
+/// rates, kept per item. Scores are at the smallest alpha.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScoreRow {
+    pub subject: String,
+    pub detector: &'static str,
+    /// `null-cal`, `null-eval` or `substitute`.
+    pub role: &'static str,
+    pub item: String,
+    /// Attack label and severity (substitutes only).
+    pub attack: Option<String>,
+    pub severity: Option<f64>,
+    pub is_default: bool,
+    /// Raw distance to the nearest enrolled path's reference (calibration nulls: to
+    /// their own path's; f64::MAX: broken).
+    pub distance: f64,
+    /// Distance over threshold to the nearest enrolled path (None for calibration nulls).
+    pub ratio: Option<f64>,
+    /// That subject and detector's threshold on the first path.
+    pub tau: f64,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Det {
     Identity,
@@ -112,6 +134,17 @@ fn score(d: Det, x: &Item, refs: &[PathRef], taus: &[f64]) -> Result<Option<f64>
         if let Some(v) = raw(d, x, r)? {
             let s = normalised(v, tau);
             best = Some(best.map_or(s, |b: f64| b.min(s)));
+        }
+    }
+    Ok(best)
+}
+
+/// Raw distance to the nearest enrolled path (BROKEN when no path applies).
+fn nearest(d: Det, x: &Item, refs: &[PathRef]) -> Result<f64> {
+    let mut best = BROKEN;
+    for r in refs {
+        if let Some(v) = raw(d, x, r)? {
+            best = best.min(v);
         }
     }
     Ok(best)
@@ -199,6 +232,7 @@ fn subject(
     refs: &[String],
     nulls: &[String],
     groups: &[Group],
+    sink: &mut Vec<ScoreRow>,
 ) -> Result<f64> {
     let refs: Vec<PathRef> =
         refs.iter().map(|r| Ok(PathRef { path: path_of(r), item: get(items, r)? })).collect::<Result<_>>()?;
@@ -285,6 +319,27 @@ fn subject(
                     eval_items.push((id.to_string(), s));
                 }
             }
+            let keep = *a == min_alpha;
+            let row = |role, item: &str, attack: Option<&Group>, distance, ratio| ScoreRow {
+                subject: name.to_string(),
+                detector: det.name(),
+                role,
+                item: item.to_string(),
+                attack: attack.map(|g| g.label.clone()),
+                severity: attack.map(|g| g.severity),
+                is_default: attack.is_some_and(|g| g.is_default),
+                distance,
+                ratio,
+                tau: taus[0],
+            };
+            if keep {
+                for (id, v) in cal.items() {
+                    sink.push(row("null-cal", id, None, *v, None));
+                }
+                for (id, v) in &eval_items {
+                    sink.push(row("null-eval", id, None, nearest(det, get(items, id)?, &refs)?, Some(*v)));
+                }
+            }
             let eval = splits.take::<Evaluation>(eval_items)?;
             check_disjoint(&cal, &eval)?;
             let evalv = eval.values();
@@ -311,7 +366,11 @@ fn subject(
                     let it = get(items, id)?;
                     if let Some(s) = score(det, it, &refs, taus)? {
                         pos.push(s);
-                        dist.push(raw(det, it, &refs[0])?.unwrap_or(BROKEN));
+                        let d = raw(det, it, &refs[0])?.unwrap_or(BROKEN);
+                        dist.push(d);
+                        if keep {
+                            sink.push(row("substitute", id, Some(g), nearest(det, it, &refs)?, Some(s)));
+                        }
                     }
                 }
                 if pos.is_empty() {
@@ -504,6 +563,22 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
 }
 
 pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Metrics> {
+    summarise_with_scores(p, seed, samples, &mut Vec::new())
+}
+
+/// Every scored item behind the summary (for figures); same computation as `summarise`.
+pub fn scores(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Vec<ScoreRow>> {
+    let mut sink = Vec::new();
+    summarise_with_scores(p, seed, samples, &mut sink)?;
+    Ok(sink)
+}
+
+fn summarise_with_scores(
+    p: &SubstitutionParams,
+    seed: u64,
+    samples: &[Sample],
+    sink: &mut Vec<ScoreRow>,
+) -> Result<Metrics> {
     let mut items = Items::new();
     let mut max_bytes = 0usize;
     for s in samples {
@@ -521,7 +596,7 @@ pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Resul
         let refs: Vec<String> = r.paths.iter().map(|m| format!("real/ref/{m}")).collect();
         let nulls: Vec<String> = items.keys().filter(|k| k.starts_with("real/null/")).cloned().collect();
         let groups = groups_of("real/var", &r.variants, &items);
-        real_tau = Some(subject(&mut out, "real", p, seed, &items, &refs, &nulls, &groups)?);
+        real_tau = Some(subject(&mut out, "real", p, seed, &items, &refs, &nulls, &groups, sink)?);
     }
     let mut zoo_taus = BTreeMap::new();
     if let Some(z) = &p.zoo {
@@ -545,7 +620,7 @@ pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Resul
                     ids: others,
                 });
             }
-            let tau = subject(&mut out, &format!("zoo.{id}"), p, seed, &items, &refs, &nulls, &groups)?;
+            let tau = subject(&mut out, &format!("zoo.{id}"), p, seed, &items, &refs, &nulls, &groups, sink)?;
             if let Some(w) = w {
                 zoo_taus.insert(w.to_string(), tau);
             }
