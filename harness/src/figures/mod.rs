@@ -13,7 +13,7 @@
 //!
 //! Everything shared lives here: the style constants, the Okabe–Ito palette (safe for the
 //! common colour-vision deficiencies, and paired with marker shapes so greyscale prints work
-//! too), the [`Axis`] that handles linear and log scales with readable ticks, the frame (title,
+//! too), the `Axis` type that handles linear and log scales with readable ticks, the frame (title,
 //! ticks, axis labels), the legend (placed where it hides no data, outside the plot if need
 //! be), and the atomic two-format save. All text is drawn here rather than by plotters, whose
 //! bitmap text rendering mis-spaces glyphs (see `font.rs`). Degenerate input never panics and

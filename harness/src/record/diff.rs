@@ -80,7 +80,7 @@ pub fn tally(rows: &[Row]) -> BTreeMap<&'static str, usize> {
 fn num(v: Option<f64>) -> String {
     match v {
         None => "—".into(),
-        Some(x) if x == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(x) if x.abs() >= 1e-3 && x.abs() < 1e6 => {
             format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
         }

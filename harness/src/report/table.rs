@@ -38,7 +38,7 @@ pub fn num(v: Option<f64>) -> String {
         None => "—".into(),
         Some(x) if x >= f64::MAX / 2.0 => "overflow".into(),
         Some(x) if !x.is_finite() => format!("{x}"),
-        Some(x) if x == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(x) if x.fract() == 0.0 && x.abs() < 1e5 => format!("{x:.0}"),
         Some(x) if (1e-3..1e5).contains(&x.abs()) => {
             let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
@@ -66,8 +66,8 @@ pub fn rate_ci(p: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> String {
 fn fmt_bound(b: Option<f64>) -> String {
     match b {
         None => "—".into(),
-        Some(b) if b == 1.0 => "1".into(),
-        Some(b) if b == 0.0 => "0".into(),
+        Some(1.0) => "1".into(),
+        Some(0.0) => "0".into(),
         Some(b) => format!("{b:.2}"),
     }
 }

@@ -263,7 +263,7 @@ pub fn session_scores(p: &CompressionParams, seed: u64, samples: &[Sample]) -> R
             role,
             condition: r.condition.clone(),
             signals,
-            stream: r.stream.iter().map(|(t, f)| (rel(*t), f.clone())).collect(),
+            stream: r.stream.iter().map(|(t, f)| (rel(*t), *f)).collect(),
             combined_stream: r.stream.iter().map(|(t, f)| (rel(*t), combiner.score(f))).collect(),
             threshold: combiner.threshold,
             alarm: latency(&combiner, r.boundary, &r.stream),
