@@ -35,13 +35,13 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
                 r.group.clone(),
                 r.channel.into(),
                 format!("{} / {} / {}", r.identities.len(), count(&r.identities), count(&r.families)),
-                num(Some(r.explained)),
+                format!("{:.3}", r.explained),
                 a.name.replace('_', " "),
                 a.k.to_string(),
                 num(Some(a.ari_identity)),
                 num(Some(a.purity_identity)),
-                num(Some(a.ari_family)),
-                num(Some(a.purity_family)),
+                num(a.ari_family),
+                num(a.purity_family),
                 num(a.silhouette),
             ]);
         }

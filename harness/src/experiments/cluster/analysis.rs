@@ -74,9 +74,10 @@ pub struct AlgoResult {
     pub k: usize,
     pub labels: Vec<usize>,
     pub ari_identity: f64,
-    pub ari_family: f64,
+    /// None when the group holds one family (agreement is undefined).
+    pub ari_family: Option<f64>,
     pub purity_identity: f64,
-    pub purity_family: f64,
+    pub purity_family: Option<f64>,
     pub silhouette: Option<f64>,
 }
 
@@ -211,13 +212,14 @@ fn dbscan(x: &Array2<f64>, neighbours: usize) -> (Vec<usize>, f64) {
 }
 
 fn score(name: &'static str, labels: Vec<usize>, x: &Array2<f64>, id: &[usize], fam: &[usize]) -> AlgoResult {
+    let families = fam.iter().collect::<BTreeSet<_>>().len() >= 2;
     AlgoResult {
         name,
         k: labels.iter().collect::<BTreeSet<_>>().len(),
         ari_identity: ari(&labels, id),
-        ari_family: ari(&labels, fam),
+        ari_family: families.then(|| ari(&labels, fam)),
         purity_identity: purity(&labels, id),
-        purity_family: purity(&labels, fam),
+        purity_family: families.then(|| purity(&labels, fam)),
         silhouette: silhouette(x, &labels),
         labels,
     }
@@ -321,9 +323,11 @@ pub fn summarise(p: &ClusterParams, seed: u64, samples: &[Sample]) -> Result<Met
             let ak = |s: &str| k(&format!("{}.{s}", a.name));
             out.insert(ak("k"), a.k as f64);
             out.insert(ak("ari_identity"), a.ari_identity);
-            out.insert(ak("ari_family"), a.ari_family);
             out.insert(ak("purity_identity"), a.purity_identity);
-            out.insert(ak("purity_family"), a.purity_family);
+            if let (Some(ari), Some(purity)) = (a.ari_family, a.purity_family) {
+                out.insert(ak("ari_family"), ari);
+                out.insert(ak("purity_family"), purity);
+            }
             if let Some(s) = a.silhouette {
                 out.insert(ak("silhouette"), s);
             }
