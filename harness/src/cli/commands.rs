@@ -301,7 +301,7 @@ fn zoo(config: &Config, command: ZooCommand) -> Result<i32> {
     use crate::zoo::{build_zoo, ZooEvent, ZooManifest, ZooSpec};
     match command {
         ZooCommand::Build { size, seed_offset, out } => {
-            let mut spec = if size == "tiny" { ZooSpec::tiny() } else { ZooSpec::standard() };
+            let mut spec = ZooSpec::by_size(&size);
             for s in &mut spec.seeds {
                 *s += seed_offset;
             }

@@ -149,14 +149,7 @@ impl ExperimentKind for Inventory {
     }
 
     fn models(&self) -> Vec<ModelUse> {
-        self.params
-            .models
-            .iter()
-            .map(|m| ModelUse {
-                name: m.name.clone(),
-                files: m.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
-            })
-            .collect()
+        self.params.models.iter().map(ModelUse::of).collect()
     }
 
     fn dtype(&self) -> String {

@@ -27,6 +27,16 @@ pub struct ModelUse {
     pub files: BTreeMap<String, String>,
 }
 
+impl ModelUse {
+    /// A registry entry with its pinned file hashes.
+    pub fn of(entry: &crate::models::registry::ModelEntry) -> Self {
+        Self {
+            name: entry.name.clone(),
+            files: entry.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemCounts {
     pub total: usize,

@@ -121,6 +121,28 @@ impl ZooSpec {
         }
     }
 
+    /// `standard` or `tiny`.
+    pub fn by_size(size: &str) -> Self {
+        if size == "tiny" {
+            Self::tiny()
+        } else {
+            Self::standard()
+        }
+    }
+
+    /// Every checkpoint id, by width, seed and step.
+    pub fn all_model_ids(&self) -> Vec<String> {
+        let mut ids = vec![];
+        for w in &self.widths {
+            for &s in &self.seeds {
+                for &st in &self.checkpoint_steps {
+                    ids.push(Self::model_id(w, s, st));
+                }
+            }
+        }
+        ids
+    }
+
     /// The model id of a checkpoint, e.g. `zoo-w64-s3-step400`.
     pub fn model_id(width: &ZooWidth, seed: u64, step: usize) -> String {
         format!("zoo-w{}-s{seed}-step{step}", width.hidden)

@@ -33,17 +33,7 @@ impl Cluster {
     }
 
     fn zoo_ids(&self) -> Vec<String> {
-        let Some(size) = &self.p.zoo else { return vec![] };
-        let spec = if size == "tiny" { ZooSpec::tiny() } else { ZooSpec::standard() };
-        let mut ids = vec![];
-        for w in &spec.widths {
-            for &s in &spec.seeds {
-                for &st in &spec.checkpoint_steps {
-                    ids.push(ZooSpec::model_id(w, s, st));
-                }
-            }
-        }
-        ids
+        self.p.zoo.as_deref().map(|size| ZooSpec::by_size(size).all_model_ids()).unwrap_or_default()
     }
 
     /// Draw 0 is the canonical probe configuration; the others vary batch size (1, 1, 2,
@@ -125,13 +115,6 @@ impl ExperimentKind for Cluster {
     }
 
     fn models(&self) -> Vec<ModelUse> {
-        self.p
-            .real
-            .iter()
-            .map(|r| ModelUse {
-                name: r.model.name.clone(),
-                files: r.model.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
-            })
-            .collect()
+        self.p.real.iter().map(|r| ModelUse::of(&r.model)).collect()
     }
 }

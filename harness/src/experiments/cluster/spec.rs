@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::experiments::substitution::spec::Sweep;
+use crate::experiments::substitution::spec::{default_batch, default_max_seq_len, default_probes, Sweep};
 use crate::experiments::Params;
 use crate::models::registry::{ModelEntry, Registry};
 use crate::probes;
@@ -65,17 +65,8 @@ pub struct RawReal {
     pub variants: Vec<Sweep>,
 }
 
-fn default_probes() -> String {
-    "general-en-v1".into()
-}
 fn default_tokens() -> usize {
     256
-}
-fn default_max_seq_len() -> usize {
-    128
-}
-fn default_batch() -> usize {
-    8
 }
 fn default_pca() -> usize {
     5

@@ -264,12 +264,6 @@ impl ExperimentKind for CompressionKind {
     }
 
     fn models(&self) -> Vec<ModelUse> {
-        [&self.p.embedder]
-            .into_iter()
-            .map(|m| ModelUse {
-                name: m.name.clone(),
-                files: m.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
-            })
-            .collect()
+        [&self.p.embedder].into_iter().map(ModelUse::of).collect()
     }
 }

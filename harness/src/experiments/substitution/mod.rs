@@ -51,16 +51,7 @@ impl Substitution {
         if !z.all_checkpoints {
             return z.enrol.clone();
         }
-        let spec = if z.size == "tiny" { ZooSpec::tiny() } else { ZooSpec::standard() };
-        let mut ids = vec![];
-        for w in &spec.widths {
-            for &s in &spec.seeds {
-                for &st in &spec.checkpoint_steps {
-                    ids.push(ZooSpec::model_id(w, s, st));
-                }
-            }
-        }
-        ids
+        ZooSpec::by_size(&z.size).all_model_ids()
     }
 
     fn sweep_items(prefix: &str, sweeps: &[Sweep], out: &mut Vec<String>) {
@@ -281,14 +272,7 @@ impl ExperimentKind for Substitution {
     }
 
     fn models(&self) -> Vec<ModelUse> {
-        self.p
-            .real
-            .iter()
-            .map(|r| ModelUse {
-                name: r.model.name.clone(),
-                files: r.model.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
-            })
-            .collect()
+        self.p.real.iter().map(|r| ModelUse::of(&r.model)).collect()
     }
 
     fn dtype(&self) -> String {

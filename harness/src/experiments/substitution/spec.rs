@@ -224,16 +224,16 @@ pub struct RawPower {
 fn one() -> usize {
     1
 }
-fn default_probes() -> String {
+pub(crate) fn default_probes() -> String {
     "general-en-v1".into()
 }
 fn default_tokens() -> usize {
     512
 }
-fn default_max_seq_len() -> usize {
+pub(crate) fn default_max_seq_len() -> usize {
     128
 }
-fn default_batch() -> usize {
+pub(crate) fn default_batch() -> usize {
     8
 }
 fn default_alphas() -> Vec<f64> {

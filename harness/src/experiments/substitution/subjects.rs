@@ -239,7 +239,7 @@ impl Cache {
         }
         let dir = ctx.cache.root.join("zoo").join(format!("{size}-0"));
         if !dir.join("manifest.json").is_file() {
-            let spec = if size == "tiny" { ZooSpec::tiny() } else { ZooSpec::standard() };
+            let spec = ZooSpec::by_size(size);
             tracing::info!("building the {size} zoo into {} (minutes)", dir.display());
             build_zoo(&spec, &dir, &|_| {})?;
         }
