@@ -161,7 +161,9 @@ fn mean_by_turn(
     for x in s.iter().filter(|x| x.role == role) {
         for i in 0..x.stream.len() {
             if let Some((t, v)) = value(x, i) {
-                let e = acc.entry(t).or_default();
+                // Stream points fall every other turn, on odd or even turns depending on
+                // the boundary's parity: 2-turn bins keep every session in every bin.
+                let e = acc.entry((t + 1).div_euclid(2) * 2).or_default();
                 e.0 += v;
                 e.1 += 1;
             }
@@ -196,7 +198,7 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
     w.figures.extend(figures::lines(
         dir.join(format!("{name}-combined-over-turns")),
         &format!("{name}: combined score after the compaction event (mean over held-out sessions)"),
-        "turns since the compaction event",
+        "turns since the compaction event (2-turn bins)",
         "combined score (probability)",
         &series,
         Scale::Linear,
@@ -223,7 +225,7 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
         w.figures.extend(figures::lines(
             dir.join(format!("{name}-{key}-over-turns")),
             &format!("{name}: {label} after the compaction event (mean over held-out sessions)"),
-            "turns since the compaction event",
+            "turns since the compaction event (2-turn bins)",
             unit,
             &series,
             Scale::Linear,
