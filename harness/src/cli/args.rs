@@ -184,6 +184,11 @@ pub enum Command {
         /// Keep the reproduced run here instead of a temporary folder.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Quick check for long runs: re-run only N items spread evenly over the item
+        /// order and compare their samples byte for byte, and re-summarise the recorded
+        /// samples and compare every metric (instead of re-running everything).
+        #[arg(long, value_name = "N")]
+        items: Option<usize>,
         /// Print every metric, not only those that differ.
         #[arg(long)]
         all: bool,

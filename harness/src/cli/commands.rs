@@ -115,7 +115,13 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Reproduce { run, out, all, json } => {
+        Command::Reproduce { run, out, items: Some(n), all, json } => {
+            if out.is_some() {
+                return Err(Error::input("--out", "a quick check (--items) writes no run"));
+            }
+            crate::cli::reproduce::reproduce_items(config, &run, n, all, json.as_deref())
+        }
+        Command::Reproduce { run, out, items: None, all, json } => {
             crate::cli::reproduce::reproduce(config, &run, out, all, json.as_deref())
         }
         Command::Diff { a, b, all, prefix, rel, json } => {

@@ -57,13 +57,8 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     crate::record::atomic::write_json_atomic(path, value)
 }
 
-pub fn reproduce(
-    config: &Config,
-    run: &Path,
-    out: Option<PathBuf>,
-    all: bool,
-    json: Option<&Path>,
-) -> Result<i32> {
+/// A complete run whose spec.json still hashes to the recorded spec hash.
+fn load_checked(run: &Path) -> Result<Loaded> {
     let rec = load(run)?;
     let what = rec.dir.path.display().to_string();
     if rec.record.status != RunStatus::Complete {
@@ -78,6 +73,17 @@ pub fn reproduce(
             format!("hashes to {hash}, but the run recorded spec {}", rec.record.spec_hash),
         ));
     }
+    Ok(rec)
+}
+
+pub fn reproduce(
+    config: &Config,
+    run: &Path,
+    out: Option<PathBuf>,
+    all: bool,
+    json: Option<&Path>,
+) -> Result<i32> {
+    let rec = load_checked(run)?;
     println!("recorded:   {}", provenance(&rec));
     let scratch = tempfile::tempdir().map_err(|e| Error::run(format!("temporary folder: {e}")))?;
     let results = out.unwrap_or_else(|| scratch.path().to_path_buf());
@@ -146,5 +152,65 @@ pub fn diff(
     if let Some(path) = json {
         write_json(path, &serde_json::json!({ "a": la.dir.path, "b": lb.dir.path, "rows": rows }))?;
     }
+    Ok(0)
+}
+
+/// `reproduce --items N`: re-run N items spread over the item order and compare their
+/// samples byte for byte; re-summarise the recorded samples and compare every metric.
+/// Together these check both halves of a run (items → samples, samples → summary)
+/// without its full cost.
+pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: Option<&Path>) -> Result<i32> {
+    use crate::record::canonical::to_canonical_json;
+    use crate::record::samples::read_samples;
+    use crate::record::Sample;
+    if n == 0 {
+        return Err(Error::input("--items", "must be at least 1"));
+    }
+    let rec = load_checked(run)?;
+    println!("recorded:   {}", provenance(&rec));
+    let kind = crate::experiments::instantiate(&rec.exp.params, rec.exp.seed);
+    let samples = read_samples(&rec.dir.samples())?;
+    let recorded: std::collections::BTreeMap<&str, &Sample> =
+        samples.iter().map(|s| (s.item.as_str(), s)).collect();
+    let items: Vec<String> = kind.items().into_iter().filter(|i| recorded.contains_key(i.as_str())).collect();
+    let k = n.min(items.len());
+    let picked: Vec<&String> = (0..k).map(|i| &items[i * items.len() / k]).collect();
+    let ctx = config.context(rec.exp.seed)?;
+    let mut sample_failures = vec![];
+    for item in &picked {
+        let output = kind.run_item(&ctx, item)?;
+        let again = to_canonical_json(&Sample { item: item.to_string(), output })?;
+        let same = again == to_canonical_json(recorded[item.as_str()])?;
+        println!("  item {item}: {}", if same { "byte-identical" } else { "DIFFERS" });
+        if !same {
+            sample_failures.push(item.to_string());
+        }
+    }
+    let metrics: std::collections::BTreeMap<String, f64> =
+        kind.summarise(&samples)?.into_iter().filter(|(_, v)| v.is_finite()).collect();
+    let rows = diff::compare(&rec.summary.metrics, &metrics, &rec.exp.reproduce);
+    print_rows(&rows, all, "recorded", "re-summarised");
+    let failures = rows.iter().filter(|r| r.verdict.is_failure()).count();
+    if let Some(path) = json {
+        write_json(
+            path,
+            &serde_json::json!({
+                "recorded": rec.dir.path, "items_checked": picked, "items_differing": sample_failures,
+                "tolerance": rec.exp.reproduce, "failures": failures, "rows": rows,
+            }),
+        )?;
+    }
+    if failures > 0 || !sample_failures.is_empty() {
+        println!(
+            "REPRODUCTION FAILED: {} of {} items differ; {failures} metric(s) outside the declared tolerance",
+            sample_failures.len(),
+            picked.len()
+        );
+        return Ok(1);
+    }
+    println!(
+        "reproduced: {} items byte-identical; every metric re-summarised within the declared tolerance",
+        picked.len()
+    );
     Ok(0)
 }

@@ -46,6 +46,24 @@ fn reproduce_passes_unchanged_and_fails_tampered() {
     assert!(out.contains("same spec") && out.contains(&key) && out.contains("1 MISMATCH"), "{out}");
     std::fs::write(&summary_path, &original).unwrap();
 
+    // The quick check: a few items re-run byte-identical, the summary re-derived from the
+    // samples; a tampered sample line is caught.
+    let quick = reproduce(&["--items", "4"]);
+    let out = String::from_utf8_lossy(&quick.stdout);
+    assert_eq!(quick.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&quick.stderr));
+    assert!(out.matches("byte-identical").count() >= 4, "{out}");
+    let samples_path = dir.join("samples.jsonl");
+    let text = std::fs::read_to_string(&samples_path).unwrap();
+    let mut lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    lines[0]["output"]["digest"] = serde_json::json!("0".repeat(64));
+    let tampered: String = lines.iter().map(|v| format!("{}\n", serde_json::to_string(v).unwrap())).collect();
+    std::fs::write(&samples_path, tampered).unwrap();
+    let quick = reproduce(&["--items", "4"]);
+    let out = String::from_utf8_lossy(&quick.stdout);
+    assert_eq!(quick.status.code(), Some(1), "{out}");
+    assert!(out.contains("DIFFERS"), "{out}");
+    std::fs::write(&samples_path, text).unwrap();
+
     // A hand-edited spec.json is not the experiment that produced the numbers.
     let spec_path = dir.join("spec.json");
     let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
