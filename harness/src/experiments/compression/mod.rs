@@ -3,8 +3,9 @@
 //!
 //! A 2 × 2 design: compression loss on/off × confound on/off (task-phase change, model
 //! swap, framing-only). Each item is one seeded session from the session-spec file
-//! (`datasets/sessions/`), run by the scripted agent (exact ground truth; an LLM-backed
-//! agent is not wired into this kind yet). Per session the
+//! (`datasets/sessions/`), run by the scripted agent (exact ground truth), and optionally
+//! a subset run by the LLM-backed agent with LLM summaries (`[compression.llm]`, items
+//! `llm/<cell>/<i>`; see [`crate::compression::llm_agent`]). Per session the
 //! three signals are measured around the first compaction boundary, plus an online stream
 //! of them over the post-boundary turns (for latency); `summarise` fits the combiner on the
 //! calibration sessions only and scores the rest (see [`summary`]).
@@ -17,7 +18,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::compression::agent::PROBES;
-use crate::compression::generator::{simulate_scripted, SessionSpec};
+use crate::compression::generator::{simulate, simulate_scripted, Scenario, SessionSpec};
+use crate::compression::llm_agent::{LlmAgent, LlmBackend, LlmModels};
 use crate::compression::session::Session;
 use crate::compression::signals::combined::Features;
 use crate::compression::signals::consistency::consistency;
@@ -64,17 +66,101 @@ pub struct SessionResult {
     pub stream: Vec<(usize, Features)>,
     /// sha256 of the session's JSONL (the session itself is reproducible from the seed).
     pub session_sha256: String,
+    /// LLM-backed sessions only (absent from scripted samples, whose bytes are unchanged):
+    /// what the model did and said, so obedience can be read next to detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmTrace>,
+}
+
+/// Behaviour of the LLM-backed agent in one session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmTrace {
+    /// Tool calls before the boundary, and how many broke a constraint given before them
+    /// (every constraint is in context then: the model's own disobedience).
+    pub actions_pre: usize,
+    pub violations_pre: usize,
+    /// The same after the boundary.
+    pub actions_post: usize,
+    pub violations_post: usize,
+    /// Actions by kind over the session: tool name (or `ask_user`) → count.
+    pub action_counts: std::collections::BTreeMap<String, usize>,
+    /// The compaction turn's text (the LLM summary with the fate applied).
+    pub summary: String,
+    /// Probe answers right after the boundary.
+    pub answers_post: Vec<String>,
+}
+
+impl LlmTrace {
+    fn of(session: &Session, boundary: usize) -> LlmTrace {
+        use crate::compression::session::Role;
+        let v = crate::compression::generator::violations(session);
+        let calls = |pre: bool| {
+            session.turns.iter().filter(|t| t.role == Role::ToolCall && (t.index < boundary) == pre).count()
+        };
+        let viol = |pre: bool| {
+            let mut turns: Vec<usize> = v.iter().map(|(t, _)| *t).filter(|t| (*t < boundary) == pre).collect();
+            turns.dedup();
+            turns.len()
+        };
+        let mut action_counts = std::collections::BTreeMap::new();
+        for t in &session.turns {
+            let key = match t.role {
+                Role::ToolCall => t.tool.clone().unwrap_or_default(),
+                Role::Assistant => crate::compression::llm_agent::ASK_USER.to_string(),
+                _ => continue,
+            };
+            *action_counts.entry(key).or_insert(0) += 1;
+        }
+        let answers_post = session
+            .header
+            .probes
+            .iter()
+            .find(|a| a.event == 0 && a.phase == "post")
+            .map(|a| a.answers.clone())
+            .unwrap_or_default();
+        LlmTrace {
+            actions_pre: calls(true),
+            violations_pre: viol(true),
+            actions_post: calls(false),
+            violations_post: viol(false),
+            action_counts,
+            summary: session.turns.get(boundary).map(|t| t.text.clone()).unwrap_or_default(),
+            answers_post,
+        }
+    }
 }
 
 pub struct CompressionKind {
     p: CompressionParams,
     seed: u64,
     embedder: Mutex<Option<MiniLm>>,
+    llm: Mutex<Option<LlmModels>>,
 }
 
 impl CompressionKind {
     pub fn new(p: CompressionParams, seed: u64) -> Self {
-        Self { p, seed, embedder: Mutex::new(None) }
+        Self { p, seed, embedder: Mutex::new(None), llm: Mutex::new(None) }
+    }
+
+    /// One session with the LLM-backed agent and the LLM summariser (models loaded once).
+    fn simulate_llm(&self, ctx: &RunContext, condition: &str, seed: u64) -> Result<Session> {
+        let l = self.p.llm.as_ref().ok_or_else(|| Error::run("LLM item without `[compression.llm]`"))?;
+        let spec = l.condition(condition)?;
+        let mut guard = self.llm.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let (dir, _) = crate::models::fetch::fetch(&l.model, &ctx.registry, &ctx.cache)?;
+            let path = dir.join(&l.model.primary_file().path);
+            *guard = Some(LlmModels {
+                main: LlmBackend::load(&path, l.weights, &ctx.device)?.into(),
+                swap: LlmBackend::load(&path, l.swap_weights, &ctx.device)?.into(),
+            });
+        }
+        let models = guard.as_ref().expect("loaded");
+        let sc = Scenario::new(spec, seed)?;
+        let mut agent = LlmAgent::new(&sc, models, l.budgets.clone());
+        let budget = l.budgets.summary;
+        let mut summarise = |prompt: &str| models.main.borrow_mut().summarise(prompt, budget);
+        simulate(&sc, &mut agent, Some(&mut summarise))
     }
 
     fn condition(&self, name: &str) -> Result<&SessionSpec> {
@@ -210,6 +296,7 @@ pub fn measure(
         cusum_alarm,
         stream,
         session_sha256: crate::record::canonical::sha256_hex(lines.join("\n").as_bytes()),
+        llm: None,
     };
     Ok((r, lines.len()))
 }
@@ -219,6 +306,11 @@ impl ExperimentKind for CompressionKind {
         let mut out = vec![];
         for c in &self.p.cells {
             out.extend((0..c.sessions).map(|i| format!("scripted/{}/{i}", c.name)));
+        }
+        if let Some(l) = &self.p.llm {
+            for c in &self.p.cells {
+                out.extend((0..l.sessions_per_cell).map(|i| format!("llm/{}/{i}", c.name)));
+            }
         }
         out
     }
@@ -242,10 +334,14 @@ impl ExperimentKind for CompressionKind {
         let seed = derive_seed(self.seed, &format!("{cell}/{i}"));
         let session = match agent {
             "scripted" => simulate_scripted(spec, seed, None)?,
+            "llm" => self.simulate_llm(ctx, condition, seed)?,
             _ => return Err(Error::run(format!("unknown agent in `{item}`"))),
         };
         let mut embed = |t: &[String]| self.embed(ctx, t);
         let (mut r, _) = measure(&session, &self.p, &mut embed)?;
+        if agent == "llm" {
+            r.llm = Some(LlmTrace::of(&session, r.boundary));
+        }
         r.cell = cell.to_string();
         r.condition = condition.clone();
         r.agent = agent.to_string();
@@ -263,7 +359,16 @@ impl ExperimentKind for CompressionKind {
         summary::summarise(&self.p, self.seed, samples)
     }
 
+    fn dtype(&self) -> String {
+        match &self.p.llm {
+            // The embedder computes in f32; the agent's kernels are part of the record.
+            Some(l) => format!("f32 (agent {}, swap {})", l.weights, l.swap_weights),
+            None => "f32".into(),
+        }
+    }
+
     fn models(&self) -> Vec<ModelUse> {
-        [&self.p.embedder].into_iter().map(ModelUse::of).collect()
+        let llm = self.p.llm.as_ref().map(|l| &l.model);
+        [&self.p.embedder].into_iter().chain(llm).map(ModelUse::of).collect()
     }
 }

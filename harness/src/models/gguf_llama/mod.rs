@@ -17,6 +17,7 @@
 //! SIMD kernel for Q4_1 (80% of its time is in `BlockQ4_1::vec_dot_unopt`). Use `f32`
 //! (same numbers as transformers to ~1e-6) when speed matters.
 
+pub mod prefix;
 pub mod quantized_llama;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,10 @@
 //!   [`ModelWeights::forward_capture`] (every position, no KV cache, early stop, residual
 //!   stream after every block) run literally the same code.
 //! - Upstream's unit tests for the causal mask moved to `utils` tests below.
+//! - [`ModelWeights::kv_snapshot`] / [`ModelWeights::kv_restore`] and
+//!   [`ModelWeights::forward_all_logits`] (logits at every new position through the KV
+//!   cache), so that an agent session can keep one cache per conversation prefix and score
+//!   candidate continuations without re-running the prefix (`gguf_llama::prefix`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -669,6 +673,50 @@ impl ModelWeights {
         for layer in self.layers.iter_mut() {
             layer.kv_cache = None;
         }
+    }
+
+    /// The per-layer KV cache (cheap: tensors are reference-counted). `None` per layer
+    /// when nothing is cached.
+    pub fn kv_snapshot(&self) -> Vec<Option<(Tensor, Tensor)>> {
+        self.layers.iter().map(|l| l.kv_cache.clone()).collect()
+    }
+
+    /// Put back a [`Self::kv_snapshot`], keeping its first `len` positions (`len` must not
+    /// exceed what the snapshot holds; `0` clears the cache, whatever the snapshot).
+    pub fn kv_restore(&mut self, kv: &[Option<(Tensor, Tensor)>], len: usize) -> Result<()> {
+        if len == 0 {
+            self.clear_kv_cache();
+            return Ok(());
+        }
+        if kv.len() != self.layers.len() {
+            candle_core::bail!("kv snapshot has {} layers, the model {}", kv.len(), self.layers.len())
+        }
+        for (layer, c) in self.layers.iter_mut().zip(kv) {
+            layer.kv_cache = match (c, len) {
+                (_, 0) | (None, _) => None,
+                (Some((k, v)), len) => {
+                    let have = k.dim(2)?;
+                    if len > have {
+                        candle_core::bail!("kv snapshot holds {have} positions, asked for {len}")
+                    }
+                    Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::forward`] but returns the logits of every new position,
+    /// `[batch, seq_len, vocab]` (scoring a continuation in one pass).
+    pub fn forward_all_logits(&mut self, x: &Tensor, index_pos: usize) -> Result<Tensor> {
+        let (_b_sz, seq_len) = x.dims2()?;
+        let mask = if seq_len == 1 { None } else { Some(self.mask(seq_len, index_pos, x.device())?) };
+        let mut layer_in = self.tok_embeddings.forward(x)?;
+        for layer in self.layers.iter_mut() {
+            layer_in = layer.forward_block(layer_in, mask.as_ref(), index_pos, true)?;
+        }
+        let x = self.norm.forward(&layer_in)?;
+        self.output.forward(&x)
     }
 
     /// Upstream forward: logits `[batch, vocab]` of the last position, with KV cache.
