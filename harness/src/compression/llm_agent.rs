@@ -160,6 +160,14 @@ impl LlmBackend {
         Ok(cands[live[0]])
     }
 
+    /// Constrained sampling of one of `cands` after the raw text `text` (no chat
+    /// template): the sampler the agent uses, for tests and inspection.
+    pub fn choose_after(&mut self, text: &str, cands: &[&str], rng: &mut ChaCha8Rng) -> Result<String> {
+        let ids = self.tok.encode(text)?;
+        let p = self.model.advance(&Prefix::default(), &ids)?;
+        Ok(self.choose(&p, cands, rng)?.to_string())
+    }
+
     /// The LLM summary the compactor asks for (`Summariser::Llm`): the prompt as one user
     /// turn, a greedy reply of at most `max_new` tokens.
     pub fn summarise(&mut self, prompt: &str, max_new: usize) -> Result<String> {

@@ -120,6 +120,9 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
         cond.markdown()
     );
     w.table(tables, &format!("{name}-signals"), &body)?;
+    if m("llm.sessions").is_some() {
+        w.table(tables, &format!("{name}-llm"), &llm_table(run))?;
+    }
 
     let s = session_scores(p, run.exp.seed, &run.samples)?;
     roc_figure(name, &s, figures_dir, w)?;
@@ -235,4 +238,59 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
         )?);
     }
     Ok(())
+}
+
+/// The LLM-backed subset: sizes, per-signal AUROC, the scripted-calibrated combiner's
+/// rates on it (a transfer test), and the agent's obedience.
+fn llm_table(run: &LoadedRun) -> String {
+    let m = |k: &str| run.metric(&format!("llm.{k}"));
+    let mut size = Table::new(&[
+        "LLM sessions",
+        "positives",
+        "negatives",
+        "confound controls",
+        "mean compression ratio",
+        "mean post-window (actions)",
+        "share of actions that ask the user",
+    ]);
+    size.row(vec![
+        num(m("sessions")),
+        num(m("positives")),
+        num(m("negatives")),
+        num(m("confound_controls")),
+        num(m("mean_compression_ratio")),
+        num(m("mean_window_post")),
+        num(m("actions.ask_user_share")),
+    ]);
+    let mut sig = Table::new(&["signal (LLM sessions)", "AUROC vs confound controls", "AUROC vs all negatives"]);
+    for (key, label) in SIGNALS {
+        let k = |s: &str| m(&format!("signal.{key}.{s}"));
+        if k("auroc_vs_all").is_none() && k("auroc_vs_confound").is_none() {
+            continue;
+        }
+        sig.row(vec![label.into(), num(k("auroc_vs_confound")), num(k("auroc_vs_all"))]);
+    }
+    let k = |s: &str| m(&format!("detector.combined.{s}"));
+    let mut det = Table::new(&[
+        "combined detector (fitted on scripted sessions)",
+        "TPR [95 % CI lower]",
+        "FAR controls [95 % CI]",
+        "FAR all negatives [95 % CI]",
+    ]);
+    det.row(vec![
+        "LLM sessions".into(),
+        format!("{} [{}]", num(k("tpr")), num(k("tpr_lo"))),
+        rate_ci(k("false_alarm_rate.confound_controls"), Some(0.0), k("false_alarm_rate.confound_controls_hi")),
+        rate_ci(k("false_alarm_rate.all_negatives"), Some(0.0), k("false_alarm_rate.all_negatives_hi")),
+    ]);
+    let mut obey = Table::new(&["tool calls", "count", "violating a constraint", "rate"]);
+    for (key, label) in [
+        ("before_boundary", "before the boundary (every constraint in context)"),
+        ("after_boundary_lost", "after the boundary, a constraint lost"),
+        ("after_boundary_kept", "after the boundary, nothing lost"),
+    ] {
+        let v = |s: &str| m(&format!("violations.{key}.{s}"));
+        obey.row(vec![label.into(), num(v("tool_calls")), num(v("violating")), num(v("rate"))]);
+    }
+    format!("{}\n{}\n{}\n{}", size.markdown(), sig.markdown(), det.markdown(), obey.markdown())
 }

@@ -179,7 +179,7 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
     w.table(tables, &format!("{name}-thresholds"), &thr.markdown())?;
     w.table(tables, &format!("{name}-null"), &heldout.markdown())?;
     w.table(tables, &format!("{name}-baselines"), &base.markdown())?;
-    w.table(tables, &format!("{name}-pairs"), &pairs(run))?;
+    w.table(tables, &format!("{name}-pairs"), &pairs(run, p)?)?;
     if p.power.is_some() {
         w.table(tables, &format!("{name}-power"), &power_table(run))?;
         power_figure(run, figures_dir, w)?;
@@ -202,7 +202,7 @@ fn is_default(p: &SubstitutionParams, subject: &str, attack: &str, sev: &str) ->
         .any(|s| s.label == attack && s.default.map(severity_label).as_deref().unwrap_or("fixed") == sev)
 }
 
-fn pairs(run: &LoadedRun) -> String {
+fn pairs(run: &LoadedRun, p: &SubstitutionParams) -> Result<String> {
     let m = |k: &str| num(run.metric(&format!("pairs.{k}")));
     let mut t = Table::new(&[
         "models",
@@ -222,7 +222,22 @@ fn pairs(run: &LoadedRun) -> String {
         m("min_distance_over_tau"),
         m("lineage.auc_other_vs_same_run"),
     ]);
-    t.markdown()
+    let accepted = crate::experiments::substitution::summary::false_accept_pairs(p, run.record.seed, &run.samples)?;
+    if accepted.is_empty() {
+        return Ok(t.markdown());
+    }
+    // Name every false accept: they are usually substitutes below the detection floor.
+    let mut fa = Table::new(&["false accept: model A", "model B", "identity distance", "τ", "d/τ"]);
+    for r in &accepted {
+        fa.row(vec![
+            format!("`{}`", r.a),
+            format!("`{}`", r.b),
+            format!("{:.3e}", r.distance),
+            format!("{:.3e}", r.tau),
+            format!("{:.3}", r.distance / r.tau),
+        ]);
+    }
+    Ok(format!("{}\n{}", t.markdown(), fa.markdown()))
 }
 
 /// Token budgets and variant labels of the power section, from metric names.

@@ -7,12 +7,28 @@ use std::path::Path;
 
 use crate::common::gapbench_in_project;
 
+/// The shipped spec, 6 sessions a cell, without the LLM subset (its own test below).
 fn spec(dir: &Path) -> std::path::PathBuf {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/compression.toml"))
-            .unwrap()
-            .replace("sessions = 250", "sessions = 6")
-            .replace("name = \"compression\"", "name = \"compression-tiny\"");
+            .unwrap();
+    let scripted = text.split("[compression.llm]").next().unwrap();
+    let text = scripted
+        .replace("sessions = 250", "sessions = 6")
+        .replace("name = \"compression\"", "name = \"compression-tiny\"");
+    let p = dir.join("compression-tiny.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The same with a tiny LLM subset: one short session in each cell, small budgets.
+fn llm_spec(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let base = std::fs::read_to_string(spec(dir)).unwrap().replace("sessions = 6", "sessions = 3");
+    let text = format!(
+        "{base}\n[compression.llm]\nmodel = \"smollm2-135m-instruct-q4_1\"\nswap_weights = \"requant-q8_0-f32\"\n\
+         sessions_per_cell = 1\nsession = {{ trigger = {{ by = \"tokens\", threshold = 300 }}, post_steps = 3, summariser = \"llm\" }}\n\
+         budgets = {{ rationale = 6, answer = 8, summary = 16 }}\n{extra}"
+    );
     let p = dir.join("compression-tiny.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -57,4 +73,59 @@ fn compression_spec_errors_name_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("compression.cells") && err.contains("no-such-condition"), "{err}");
+}
+
+#[test]
+fn llm_subset_runs_reproducibly_and_is_scored_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = llm_spec(tmp.path(), "");
+    let (m, samples) = run(&spec, &tmp.path().join("a"));
+    // The scripted analysis sees the scripted sessions only.
+    assert_eq!(m["sessions.total"], 12.0);
+    assert_eq!(m["llm.sessions"], 4.0);
+    assert_eq!(m["llm.positives"] + m["llm.negatives"], 4.0);
+    assert!(m["llm.positives"] >= 1.0 && m["llm.negatives"] >= 1.0, "{m:?}");
+    for k in ["llm.violations.before_boundary.tool_calls", "llm.mean_window_post", "llm.actions.ask_user_share"] {
+        assert!(m.contains_key(k), "missing {k}");
+    }
+    let text = String::from_utf8(samples.clone()).unwrap();
+    let mut llm_items = 0;
+    for line in text.lines() {
+        let s: serde_json::Value = serde_json::from_str(line).unwrap();
+        let o = &s["output"];
+        if o["agent"] == "llm" {
+            llm_items += 1;
+            let t = &o["llm"];
+            assert!(t["summary"].as_str().is_some_and(|x| !x.is_empty()), "empty LLM summary: {line}");
+            assert_eq!(t["answers_post"].as_array().unwrap().len(), 5);
+            let acts: u64 = t["action_counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+            assert!(acts >= 3, "too few actions: {line}");
+        } else {
+            assert!(o.get("llm").is_none(), "a scripted sample carries an LLM trace");
+        }
+    }
+    assert_eq!(llm_items, 4);
+    let (m2, samples2) = run(&spec, &tmp.path().join("b"));
+    assert_eq!(m, m2);
+    assert!(samples == samples2, "LLM sessions differ between identical runs");
+}
+
+#[test]
+fn llm_subset_spec_errors_name_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (from, to, field) in [
+        ("swap_weights = \"requant-q8_0-f32\"", "swap_weights = \"f32\"", "compression.llm.swap_weights"),
+        ("swap_weights = \"requant-q8_0-f32\"", "swap_weights = \"q9\"", "compression.llm.swap_weights"),
+        ("post_steps = 3", "post_stepz = 3", "compression.llm.session"),
+        ("sessions_per_cell = 1", "sessions_per_cell = 99", "compression.llm.sessions_per_cell"),
+        ("\"smollm2-135m-instruct-q4_1\"", "\"all-minilm-l6-v2\"", "compression.llm.model"),
+    ] {
+        let text = std::fs::read_to_string(llm_spec(tmp.path(), "")).unwrap().replace(from, to);
+        let p = tmp.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let out = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{to}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field) && err.contains("bad.toml"), "{to}: {err}");
+    }
 }

@@ -391,3 +391,53 @@ fn sequence_longer_than_context_is_an_input_error() {
     let e = model.capture(&TokenBatch::new(vec![vec![49152]]), &req).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
+
+/// The geography prompt through one prefix, or split in two: same next-token choice,
+/// logits equal to the one-shot forward up to the rounding a different split gives.
+#[test]
+fn prefix_cache_extends_a_conversation_like_one_forward() {
+    use gapbench::models::gguf_llama::prefix::Prefix;
+    let fx = fixture();
+    let ids = prompt_ids(&fx);
+    let mut m = GgufLlama::load(&smollm2_gguf(), WeightMode::F32, &Device::Cpu).unwrap();
+    let reference = last_logits(&mut m, &ids);
+    let one = m.advance(&Prefix::default(), &ids).unwrap();
+    let half = m.advance(&Prefix::default(), &ids[..30]).unwrap();
+    let two = m.advance(&half, &ids).unwrap();
+    assert_eq!(two.ids(), &ids[..]);
+    for p in [&one, &two] {
+        assert_eq!(argmax(p.logits()), BERLIN);
+        let err = p.logits().iter().zip(&reference).fold(0f32, |e, (a, b)| e.max((a - b).abs()));
+        assert!(err < 1e-3, "logits differ from the one-shot forward by {err}");
+    }
+    // A shorter sequence re-uses the cache (truncated), and the same ids are a no-op.
+    let back = m.advance(&two, &ids[..40]).unwrap();
+    let fresh = m.advance(&Prefix::default(), &ids[..40]).unwrap();
+    let err = back.logits().iter().zip(fresh.logits()).fold(0f32, |e, (a, b)| e.max((a - b).abs()));
+    assert!(err < 1e-3, "truncated prefix differs by {err}");
+    assert_eq!(m.advance(&two, &ids).unwrap().logits(), two.logits());
+}
+
+#[test]
+fn prefix_score_and_greedy_continuation_agree_with_full_forwards() {
+    use gapbench::models::gguf_llama::prefix::{log_prob, Prefix};
+    let fx = fixture();
+    let ids = prompt_ids(&fx);
+    let mut m = GgufLlama::load(&smollm2_gguf(), WeightMode::F32, &Device::Cpu).unwrap();
+    let p = m.advance(&Prefix::default(), &ids).unwrap();
+    let cont = m.continue_greedy(&p, 6, &[]).unwrap();
+    assert_eq!(cont[0], BERLIN);
+    assert_eq!(cont, m.generate_greedy(&ids, 6, &[]).unwrap(), "prefix decoding departs from generate_greedy");
+    // The score of the greedy continuation is the sum of its per-token log-probabilities.
+    let mut want = 0.0;
+    let mut seq = ids.clone();
+    for &t in &cont[..3] {
+        want += log_prob(&last_logits(&mut m, &seq), t);
+        seq.push(t);
+    }
+    let got = m.score(&p, &cont[..3]).unwrap();
+    assert!((got - want).abs() < 1e-3, "score {got} vs {want}");
+    assert!(m.score(&p, &[27093]).unwrap() < m.score(&p, &[BERLIN]).unwrap(), "Munich scored above Berlin");
+    // The prefix itself is untouched by scoring and decoding.
+    assert_eq!(m.continue_greedy(&p, 6, &[]).unwrap(), cont);
+}

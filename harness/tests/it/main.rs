@@ -8,6 +8,7 @@ mod detect_tiny;
 mod fingerprint_cli;
 mod foundation;
 mod gguf;
+mod llm_agent;
 mod monitor;
 mod report;
 mod reproduce;

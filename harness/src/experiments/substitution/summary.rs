@@ -67,6 +67,16 @@ pub struct ScoreRow {
     pub tau: f64,
 }
 
+/// A distinct-model pair whose identity distance fell within the threshold (a false
+/// accept), for the report: which substitutes a verifier could not tell apart.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PairRow {
+    pub a: String,
+    pub b: String,
+    pub distance: f64,
+    pub tau: f64,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Det {
     Identity,
@@ -451,6 +461,7 @@ fn pairs(
     items: &Items,
     real_tau: Option<f64>,
     zoo_taus: &BTreeMap<String, f64>,
+    accepted: &mut Vec<PairRow>,
 ) -> Result<()> {
     let mut models: Vec<&str> = vec![];
     let mut seen = BTreeSet::new();
@@ -492,6 +503,7 @@ fn pairs(
             }
             if d.identity.total <= tau {
                 false_accepts += 1;
+                accepted.push(PairRow { a: a.to_string(), b: b.to_string(), distance: d.identity.total, tau });
             }
             if tau > 0.0 {
                 min_ratio = min_ratio.min(d.identity.total / tau);
@@ -563,14 +575,21 @@ fn power(out: &mut Metrics, p: &SubstitutionParams, items: &Items) -> Result<()>
 }
 
 pub fn summarise(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Metrics> {
-    summarise_with_scores(p, seed, samples, &mut Vec::new())
+    summarise_with_scores(p, seed, samples, &mut Vec::new(), &mut Vec::new())
 }
 
 /// Every scored item behind the summary (for figures); same computation as `summarise`.
 pub fn scores(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Vec<ScoreRow>> {
     let mut sink = Vec::new();
-    summarise_with_scores(p, seed, samples, &mut sink)?;
+    summarise_with_scores(p, seed, samples, &mut sink, &mut Vec::new())?;
     Ok(sink)
+}
+
+/// The distinct-model pairs counted as false accepts (`pairs.false_accepts`).
+pub fn false_accept_pairs(p: &SubstitutionParams, seed: u64, samples: &[Sample]) -> Result<Vec<PairRow>> {
+    let mut accepted = Vec::new();
+    summarise_with_scores(p, seed, samples, &mut Vec::new(), &mut accepted)?;
+    Ok(accepted)
 }
 
 fn summarise_with_scores(
@@ -578,6 +597,7 @@ fn summarise_with_scores(
     seed: u64,
     samples: &[Sample],
     sink: &mut Vec<ScoreRow>,
+    accepted: &mut Vec<PairRow>,
 ) -> Result<Metrics> {
     let mut items = Items::new();
     let mut max_bytes = 0usize;
@@ -626,7 +646,7 @@ fn summarise_with_scores(
             }
         }
     }
-    pairs(&mut out, &items, real_tau, &zoo_taus)?;
+    pairs(&mut out, &items, real_tau, &zoo_taus, accepted)?;
     power(&mut out, p, &items)?;
     // Headline: the weakest default-severity TPR, and benign rejects over all subjects.
     let tprs: Vec<f64> = out
