@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::experiments::compression::summary::{session_scores, SessionScore};
 use crate::experiments::Params;
 use crate::figures::{self, Scale, Series};
-use crate::report::table::{num, rate_ci, Table};
+use crate::report::table::{num, rate_upper, Table};
 use crate::report::{LoadedRun, Written};
 
 const SIGNALS: [(&str, &str); 8] = [
@@ -51,9 +51,9 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
         "detector",
         "TPR [95 % CI lower]",
         "false alarms, confound controls",
-        "FAR controls [95 % CI]",
+        "FAR controls [95 % upper bound]",
         "false alarms, all negatives",
-        "FAR all [95 % CI]",
+        "FAR all [95 % upper bound]",
     ]);
     for (key, label) in [("combined", "combined, calibrated"), ("anchor_mean", "anchor composite, 0.375")] {
         let k = |s: &str| m(&format!("detector.{key}.{s}"));
@@ -61,13 +61,9 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
             label.into(),
             format!("{} [{}]", num(k("tpr")), num(k("tpr_lo"))),
             num(k("false_alarms.confound_controls")),
-            rate_ci(
-                k("false_alarm_rate.confound_controls"),
-                Some(0.0),
-                k("false_alarm_rate.confound_controls_hi"),
-            ),
+            rate_upper(k("false_alarm_rate.confound_controls"), k("false_alarm_rate.confound_controls_hi")),
             num(k("false_alarms.all_negatives")),
-            rate_ci(k("false_alarm_rate.all_negatives"), Some(0.0), k("false_alarm_rate.all_negatives_hi")),
+            rate_upper(k("false_alarm_rate.all_negatives"), k("false_alarm_rate.all_negatives_hi")),
         ]);
     }
     let mut lat = Table::new(&[
@@ -132,7 +128,7 @@ pub fn report(run: &LoadedRun, tables: &Path, figures_dir: &Path, w: &mut Writte
 
 fn roc_figure(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Result<()> {
     let mut curves = vec![];
-    for key in ["lexicon", "consistency", "toolshift", "anchor_mean", "combined"] {
+    for key in ["constraint_lexicon", "consistency_max", "toolshift", "anchor_mean", "combined"] {
         let by = |role: &str| -> Vec<f64> {
             s.iter().filter(|x| x.role == role).map(|x| x.signals[key]).collect()
         };
@@ -148,7 +144,7 @@ fn roc_figure(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
     let n_neg = s.iter().filter(|x| x.role == "confound-control").count();
     w.figures.extend(figures::roc(
         dir.join(format!("{name}-roc")),
-        &format!("{name}: compaction with loss ({n_pos}) vs confound controls ({n_neg}), held out"),
+        &format!("{name}: loss ({n_pos}) vs confound-only controls ({n_neg}), held out"),
         &curves,
     )?);
     Ok(())
@@ -210,7 +206,7 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
         threshold.map(|t| ("alarm threshold".to_string(), t)),
     )?);
     for (key, label, unit) in [
-        ("lexicon", "ghost lexicon decay", "decay (fraction of anchors gone)"),
+        ("lexicon", "constraint-vocabulary lexicon decay", "decay (fraction of anchors gone)"),
         ("consistency", "context consistency drop", "largest per-probe drop (cosine)"),
         ("toolshift", "tool-call distribution shift", "Jensen–Shannon divergence (bits)"),
     ] {
@@ -274,14 +270,14 @@ fn llm_table(run: &LoadedRun) -> String {
     let mut det = Table::new(&[
         "combined detector (fitted on scripted sessions)",
         "TPR [95 % CI lower]",
-        "FAR controls [95 % CI]",
-        "FAR all negatives [95 % CI]",
+        "FAR controls [95 % upper bound]",
+        "FAR all negatives [95 % upper bound]",
     ]);
     det.row(vec![
         "LLM sessions".into(),
         format!("{} [{}]", num(k("tpr")), num(k("tpr_lo"))),
-        rate_ci(k("false_alarm_rate.confound_controls"), Some(0.0), k("false_alarm_rate.confound_controls_hi")),
-        rate_ci(k("false_alarm_rate.all_negatives"), Some(0.0), k("false_alarm_rate.all_negatives_hi")),
+        rate_upper(k("false_alarm_rate.confound_controls"), k("false_alarm_rate.confound_controls_hi")),
+        rate_upper(k("false_alarm_rate.all_negatives"), k("false_alarm_rate.all_negatives_hi")),
     ]);
     let mut obey = Table::new(&["tool calls", "count", "violating a constraint", "rate"]);
     for (key, label) in [

@@ -108,6 +108,17 @@ pub fn report(results: &Path, out: &Path) -> Result<Written> {
     Ok(w)
 }
 
+/// A resumed run records the wall time of its last part only: say so, with how many
+/// items that part inherited, rather than print a time the run never took.
+fn wall_minutes(r: &crate::record::run::Record) -> String {
+    let m = num(r.wall_seconds.map(|s| (s / 60.0).round()));
+    if r.resumed_at.is_empty() {
+        m
+    } else {
+        format!("{m} (last of {} parts; {} items from earlier parts)", r.resumed_at.len() + 1, r.items.resumed)
+    }
+}
+
 /// Which run every table and figure came from.
 fn provenance(runs: &[LoadedRun]) -> String {
     let mut t = Table::new(&[
@@ -136,7 +147,7 @@ fn provenance(runs: &[LoadedRun]) -> String {
             e.target_cpu.model.clone().unwrap_or_else(|| e.target_cpu.arch.clone()),
             e.threads.to_string(),
             r.record.items.total.to_string(),
-            num(r.record.wall_seconds.map(|s| (s / 60.0).round())),
+            wall_minutes(&r.record),
         ]);
     }
     t.markdown()

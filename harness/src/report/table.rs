@@ -63,6 +63,15 @@ pub fn rate_ci(p: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> String {
     }
 }
 
+/// A rate with only its upper confidence bound (false-alarm and false-reject rates are
+/// recorded with the upper end alone: the lower end is not what a user tunes against).
+pub fn rate_upper(p: Option<f64>, hi: Option<f64>) -> String {
+    match p {
+        None => "—".into(),
+        Some(p) => format!("{:.2} [≤ {}]", p, fmt_bound(hi)),
+    }
+}
+
 fn fmt_bound(b: Option<f64>) -> String {
     match b {
         None => "—".into(),

@@ -16,9 +16,10 @@ use crate::error::{Error, Result};
 /// The three signals, each in [0, 1] (use 0 for a signal with no value yet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Features {
-    /// Window-corrected ghost lexicon decay.
+    /// Window-corrected ghost lexicon decay over the protected constraints' vocabulary
+    /// (the generic decay when no constraint term is an anchor).
     pub lexicon: f64,
-    /// Normalised consistency drop.
+    /// Normalised consistency drop (the largest per-probe drop).
     pub consistency: f64,
     /// Tool-call JSD.
     pub toolshift: f64,

@@ -360,8 +360,9 @@ pub fn session_scores(p: &CompressionParams, seed: u64, samples: &[Sample]) -> R
             "negative"
         };
         let signals = [
-            ("lexicon", r.constraint_lexicon.or(r.lexicon).unwrap_or(0.0)),
-            ("consistency", r.consistency_max_drop),
+            // The combiner's own inputs, under their signal names.
+            ("constraint_lexicon", r.constraint_lexicon.or(r.lexicon).unwrap_or(0.0)),
+            ("consistency_max", r.consistency_max_drop),
             ("toolshift", r.toolshift),
             ("anchor_mean", anchor.score(&anchor_features(r))),
             ("combined", combiner.score(&features(r))),
