@@ -33,7 +33,7 @@ pub fn run(exp: &Experiment, ctx: &RunContext, opts: &RunOptions) -> Result<RunO
     let kind = instantiate(&exp.params, exp.seed);
     let items = kind.items();
     let (dir, mut record, done) = match &opts.resume {
-        Some(path) => open_for_resume(path, exp, &spec_hash, opts.shard)?,
+        Some(path) => open_for_resume(&ctx.root, path, exp, &spec_hash, opts.shard)?,
         None => start_new(exp, &spec_hash, ctx, opts, kind.as_ref(), items.len())?,
     };
     let assigned: Vec<String> = items
@@ -108,12 +108,14 @@ fn start_new(
         ended_at: None,
         wall_seconds: None,
         resumed_at: Vec::new(),
+        resumed_environments: Vec::new(),
         error: None,
     };
     Ok((dir, record, Vec::new()))
 }
 
 fn open_for_resume(
+    root: &Path,
     path: &Path,
     exp: &Experiment,
     spec_hash: &str,
@@ -135,6 +137,7 @@ fn open_for_resume(
     record.status = RunStatus::Running;
     record.error = None;
     record.resumed_at.push(Utc::now());
+    record.resumed_environments.push(Environment::capture(root));
     let done = read_samples(&dir.samples())?;
     Ok((dir, record, done))
 }
@@ -227,6 +230,7 @@ pub fn merge(shards: &[PathBuf], results: &Path, root: &Path) -> Result<RunOutco
         ended_at: records.iter().filter_map(|r| r.ended_at).max(),
         wall_seconds: Some(records.iter().filter_map(|r| r.wall_seconds).sum()),
         resumed_at: Vec::new(),
+        resumed_environments: Vec::new(),
         error: None,
         ..base.clone()
     };

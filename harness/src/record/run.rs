@@ -67,6 +67,11 @@ pub struct Record {
     pub wall_seconds: Option<f64>,
     /// Times this run was resumed with `--resume`.
     pub resumed_at: Vec<DateTime<Utc>>,
+    /// The environment of each resumed part, in the order of `resumed_at`: a resume may
+    /// run on another machine or commit than the one in `environment` (which is the first
+    /// part's), and a reader must be able to see that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_environments: Vec<Environment>,
     pub error: Option<String>,
 }
 

@@ -207,7 +207,7 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
     )?);
     for (key, label, unit) in [
         ("lexicon", "constraint-vocabulary lexicon decay", "decay (fraction of anchors gone)"),
-        ("consistency", "context consistency drop", "largest per-probe drop (cosine)"),
+        ("consistency", "context consistency drop (probes answered once, at the boundary)", "largest per-probe drop (cosine)"),
         ("toolshift", "tool-call distribution shift", "Jensen–Shannon divergence (bits)"),
     ] {
         let pick = |x: &SessionScore, i: usize| {

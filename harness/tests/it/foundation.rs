@@ -308,6 +308,10 @@ fn resume_equals_an_uninterrupted_run() {
     let record: serde_json::Value = serde_json::from_str(&read(&cut.join("record.json"))).unwrap();
     assert_eq!(record["items"]["resumed"], 2);
     assert_eq!(record["resumed_at"].as_array().unwrap().len(), 1);
+    // The resumed part's own environment is kept beside the first part's.
+    let envs = record["resumed_environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 1);
+    assert!(envs[0]["target_cpu"]["arch"].is_string() && envs[0]["threads"].as_u64().unwrap() >= 1);
     // Resuming with a different spec is refused.
     std::fs::write(p.path().join("experiments/inv.toml"), "name = \"inv\"\nkind = \"inventory\"\nseed = 8\n")
         .unwrap();
