@@ -1,12 +1,24 @@
 //! `gapbench reproduce RUN` and `gapbench diff A B`: the reviewer's tools. Reproduce
 //! re-runs a recorded run from its own `spec.json` and checks every metric against the
 //! recorded `summary.json` under the tolerance the spec declared before it ran.
+//!
+//! On the recorded machine (same CPU model, SIMD features and threads) a reproduction
+//! must be bit-identical: every sample byte for byte. On another machine, floats may move
+//! in their last bits (candle's kernels follow the CPU's SIMD features), so reproduce
+//! says so and checks what can be promised there: every differing sample within its
+//! kind's drift limit (a fingerprint within the detector's declared floor of the
+//! recorded one, `record::drift`), every metric within the spec's tolerance raised to
+//! `record::drift::CROSS_MACHINE_REL`.
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::commands::Config;
 use crate::error::{Error, Result};
+use crate::experiments::ExperimentKind;
 use crate::record::diff::{self, Row};
+use crate::record::drift::{Drift, CROSS_MACHINE_REL};
+use crate::record::env::Environment;
+use crate::record::samples::read_samples;
 use crate::record::run::{read_json, resolve_run, RunDir};
 use crate::record::tolerance::Tolerance;
 use crate::record::{Record, RunStatus, Summary};
@@ -57,6 +69,90 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     crate::record::atomic::write_json_atomic(path, value)
 }
 
+/// Why this machine may not reproduce the run bit for bit (`None`: the machine it was
+/// recorded on, as far as its records tell, for every part of a resumed run).
+fn machine_change(rec: &Record, now: &Environment) -> Option<String> {
+    std::iter::once(&rec.environment).chain(&rec.resumed_environments).find_map(|e| {
+        e.target_cpu.differs_from(&now.target_cpu).or_else(|| {
+            (e.threads != now.threads).then(|| format!("{} vs {} threads", e.threads, now.threads))
+        })
+    })
+}
+
+/// The tolerance metrics are compared under: the spec's, raised to the cross-machine
+/// floor when the machine changed.
+fn effective_tolerance(exp: &Experiment, change: &Option<String>) -> Tolerance {
+    match change {
+        None => exp.reproduce.clone(),
+        Some(why) => {
+            println!(
+                "note: recorded on another machine ({why}): bit-identity is promised only on the \
+                 same machine; samples are compared by drift and metrics with rel >= {CROSS_MACHINE_REL:e}"
+            );
+            exp.reproduce.at_least_rel(CROSS_MACHINE_REL)
+        }
+    }
+}
+
+/// Byte-identical samples, and for the others their drift (`record::drift`).
+#[derive(Default, serde::Serialize)]
+struct SampleCheck {
+    identical: usize,
+    /// (item, drift), the worst first.
+    differing: Vec<(String, Drift)>,
+    /// Differing items that fail: all of them on the same machine, those beyond their
+    /// drift limit on another.
+    failing: Vec<String>,
+}
+
+fn check_samples<'a>(
+    kind: &dyn ExperimentKind,
+    pairs: impl Iterator<Item = (&'a str, &'a serde_json::Value, &'a serde_json::Value)>,
+    cross_machine: bool,
+) -> Result<SampleCheck> {
+    let mut c = SampleCheck::default();
+    for (item, rec, new) in pairs {
+        if rec == new {
+            c.identical += 1;
+            continue;
+        }
+        let drift = match kind.sample_drift(rec, new)? {
+            Some(d) => d,
+            None => crate::record::drift::numeric(rec, new, CROSS_MACHINE_REL),
+        };
+        if !cross_machine || !drift.within() {
+            c.failing.push(item.to_string());
+        }
+        c.differing.push((item.to_string(), drift));
+    }
+    c.differing.sort_by(|a, b| (b.1.value / b.1.limit).total_cmp(&(a.1.value / a.1.limit)));
+    Ok(c)
+}
+
+fn print_samples(c: &SampleCheck, cross_machine: bool) {
+    let n = c.identical + c.differing.len();
+    println!("samples: {} of {n} byte-identical", c.identical);
+    for (item, d) in c.differing.iter().take(12) {
+        let verdict = if !cross_machine {
+            "DIFFERS (same machine: must be identical)"
+        } else if d.within() {
+            "within"
+        } else {
+            "BEYOND LIMIT"
+        };
+        println!(
+            "  {item}: {} {:.3e} (limit {:.1e}){}: {verdict}",
+            d.measure,
+            d.value,
+            d.limit,
+            d.at.as_deref().map(|a| format!(" at {a}")).unwrap_or_default()
+        );
+    }
+    if c.differing.len() > 12 {
+        println!("  ... and {} more differing samples (all in --json)", c.differing.len() - 12);
+    }
+}
+
 /// A complete run whose spec.json still hashes to the recorded spec hash.
 fn load_checked(run: &Path) -> Result<Loaded> {
     let rec = load(run)?;
@@ -95,26 +191,62 @@ pub fn reproduce(
     if rec.record.environment.git.commit != new.record.environment.git.commit {
         println!("note: different commits; code changes may legitimately change results");
     }
-    let rows = diff::compare(&rec.summary.metrics, &new.summary.metrics, &rec.exp.reproduce);
+    let change = machine_change(&rec.record, &new.record.environment);
+    let tol = effective_tolerance(&rec.exp, &change);
+    let rows = diff::compare(&rec.summary.metrics, &new.summary.metrics, &tol);
     print_rows(&rows, all, "recorded", "reproduced");
     let samples_identical = std::fs::read(rec.dir.samples()).ok() == std::fs::read(new.dir.samples()).ok();
-    println!("samples.jsonl byte-identical: {}", if samples_identical { "yes" } else { "no" });
+    let check = if samples_identical {
+        println!("samples.jsonl byte-identical: yes");
+        SampleCheck::default()
+    } else {
+        let (a, b) = (read_samples(&rec.dir.samples())?, read_samples(&new.dir.samples())?);
+        let by_item: std::collections::BTreeMap<&str, &serde_json::Value> =
+            b.iter().map(|s| (s.item.as_str(), &s.output)).collect();
+        let missing: Vec<&str> = a.iter().map(|s| s.item.as_str()).filter(|i| !by_item.contains_key(i)).collect();
+        if !missing.is_empty() || a.len() != b.len() {
+            return Err(Error::run(format!(
+                "the reproduced run has {} samples, the recorded {} ({} recorded items missing)",
+                b.len(),
+                a.len(),
+                missing.len()
+            )));
+        }
+        let kind = crate::experiments::instantiate(&rec.exp.params, rec.exp.seed);
+        let c = check_samples(
+            kind.as_ref(),
+            a.iter().map(|s| (s.item.as_str(), &s.output, by_item[s.item.as_str()])),
+            change.is_some(),
+        )?;
+        print_samples(&c, change.is_some());
+        c
+    };
     let failures = rows.iter().filter(|r| r.verdict.is_failure()).count();
     if let Some(path) = json {
         write_json(
             path,
             &serde_json::json!({
-                "recorded": rec.dir.path, "reproduced": new.dir.path,
-                "tolerance": rec.exp.reproduce, "samples_identical": samples_identical,
+                "recorded": rec.dir.path, "reproduced": new.dir.path, "machine_change": change,
+                "tolerance": tol, "samples_identical": samples_identical, "samples": check,
                 "failures": failures, "rows": rows,
             }),
         )?;
     }
-    if failures > 0 {
-        println!("REPRODUCTION FAILED: {failures} metric(s) outside the declared tolerance");
+    if failures > 0 || !check.failing.is_empty() {
+        println!(
+            "REPRODUCTION FAILED: {failures} metric(s) outside the tolerance; {} sample(s) {}",
+            check.failing.len(),
+            if change.is_some() { "beyond their drift limit" } else { "not byte-identical" }
+        );
         return Ok(1);
     }
-    println!("reproduced: every metric within the declared tolerance");
+    match change {
+        None => println!("reproduced: every metric within the declared tolerance, samples byte-identical"),
+        Some(_) => println!(
+            "reproduced across machines: every metric within the tolerance, {} sample(s) drifted within their limit",
+            check.differing.len()
+        ),
+    }
     Ok(0)
 }
 
@@ -161,7 +293,6 @@ pub fn diff(
 /// without its full cost.
 pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: Option<&Path>) -> Result<i32> {
     use crate::record::canonical::to_canonical_json;
-    use crate::record::samples::read_samples;
     use crate::record::Sample;
     if n == 0 {
         return Err(Error::input("--items", "must be at least 1"));
@@ -176,16 +307,30 @@ pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: O
     let k = n.min(items.len());
     let picked: Vec<&String> = (0..k).map(|i| &items[i * items.len() / k]).collect();
     let ctx = config.context(rec.exp.seed)?;
-    let mut sample_failures = vec![];
+    let change = machine_change(&rec.record, &Environment::capture(&ctx.root));
+    if let Some(why) = &change {
+        println!(
+            "note: recorded on another machine ({why}): bit-identity is promised only on the same \
+             machine; re-run samples that differ are checked by drift"
+        );
+    }
+    let mut rerun = vec![];
     for item in &picked {
         let output = kind.run_item(&ctx, item)?;
+        // Through canonical JSON, as the runner writes samples, so equal means equal bytes.
         let again = to_canonical_json(&Sample { item: item.to_string(), output })?;
-        let same = again == to_canonical_json(recorded[item.as_str()])?;
-        println!("  item {item}: {}", if same { "byte-identical" } else { "DIFFERS" });
-        if !same {
-            sample_failures.push(item.to_string());
-        }
+        let again: Sample = serde_json::from_slice(&again).map_err(|e| Error::run(format!("sample: {e}")))?;
+        let same = to_canonical_json(&again)? == to_canonical_json(recorded[item.as_str()])?;
+        println!("  item {item}: {}", if same { "byte-identical" } else { "differs" });
+        rerun.push(again);
     }
+    let check = check_samples(
+        kind.as_ref(),
+        rerun.iter().map(|s| (s.item.as_str(), &recorded[s.item.as_str()].output, &s.output)),
+        change.is_some(),
+    )?;
+    print_samples(&check, change.is_some());
+    // The summary is a pure function of the recorded samples: exact on any machine.
     let metrics: std::collections::BTreeMap<String, f64> =
         kind.summarise(&samples)?.into_iter().filter(|(_, v)| v.is_finite()).collect();
     let rows = diff::compare(&rec.summary.metrics, &metrics, &rec.exp.reproduce);
@@ -195,22 +340,25 @@ pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: O
         write_json(
             path,
             &serde_json::json!({
-                "recorded": rec.dir.path, "items_checked": picked, "items_differing": sample_failures,
-                "tolerance": rec.exp.reproduce, "failures": failures, "rows": rows,
+                "recorded": rec.dir.path, "items_checked": picked, "machine_change": change,
+                "samples": check, "tolerance": rec.exp.reproduce, "failures": failures, "rows": rows,
             }),
         )?;
     }
-    if failures > 0 || !sample_failures.is_empty() {
+    if failures > 0 || !check.failing.is_empty() {
         println!(
-            "REPRODUCTION FAILED: {} of {} items differ; {failures} metric(s) outside the declared tolerance",
-            sample_failures.len(),
-            picked.len()
+            "REPRODUCTION FAILED: {} of {} items {}; {failures} metric(s) outside the declared tolerance",
+            check.failing.len(),
+            picked.len(),
+            if change.is_some() { "beyond their drift limit" } else { "not byte-identical" }
         );
         return Ok(1);
     }
     println!(
-        "reproduced: {} items byte-identical; every metric re-summarised within the declared tolerance",
-        picked.len()
+        "reproduced: {} items byte-identical, {} drifted within their limit on this other machine; every \
+         metric re-summarised within the declared tolerance",
+        check.identical,
+        check.differing.len()
     );
     Ok(0)
 }

@@ -41,7 +41,34 @@ pub struct TargetCpu {
     pub model: Option<String>,
     /// SIMD features this binary was compiled to use.
     pub compiled_features: Vec<String>,
+    /// SIMD features the CPU offers at run time: candle's gemm picks its kernels (and so
+    /// its summation order) from these, so two machines that differ here need not agree
+    /// bit for bit. Absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_features: Vec<String>,
     pub logical_cpus: usize,
+}
+
+impl TargetCpu {
+    /// Why two CPUs may not reproduce each other bit for bit (`None`: the same machine
+    /// kind as far as the records tell).
+    pub fn differs_from(&self, other: &TargetCpu) -> Option<String> {
+        let name = |c: &TargetCpu| c.model.clone().unwrap_or_else(|| c.arch.clone());
+        if self.arch != other.arch || self.model != other.model {
+            return Some(format!("CPU {} vs {}", name(self), name(other)));
+        }
+        if !self.runtime_features.is_empty()
+            && !other.runtime_features.is_empty()
+            && self.runtime_features != other.runtime_features
+        {
+            return Some(format!(
+                "SIMD features [{}] vs [{}]",
+                self.runtime_features.join(" "),
+                other.runtime_features.join(" ")
+            ));
+        }
+        None
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,12 +154,38 @@ fn target_cpu() -> TargetCpu {
     }
     feat!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "neon", "fp16");
     TargetCpu {
+        runtime_features: runtime_features(),
         arch: std::env::consts::ARCH.into(),
         os: std::env::consts::OS.into(),
         model,
         compiled_features: features,
         logical_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn runtime_features() -> Vec<String> {
+    let mut out = Vec::new();
+    macro_rules! has {
+        ($($f:tt),*) => {$( if std::arch::is_x86_feature_detected!($f) { out.push($f.to_string()); } )*};
+    }
+    has!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16");
+    out
+}
+
+#[cfg(target_arch = "aarch64")]
+fn runtime_features() -> Vec<String> {
+    let mut out = Vec::new();
+    macro_rules! has {
+        ($($f:tt),*) => {$( if std::arch::is_aarch64_feature_detected!($f) { out.push($f.to_string()); } )*};
+    }
+    has!("neon", "fp16", "dotprod", "sve");
+    out
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn runtime_features() -> Vec<String> {
+    Vec::new()
 }
 
 fn hostname() -> Option<String> {
@@ -145,6 +198,19 @@ fn hostname() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn another_cpu_or_other_simd_features_is_another_machine() {
+        let here = super::target_cpu();
+        assert_eq!(here.differs_from(&here), None);
+        let other = super::TargetCpu { model: Some("Another CPU".into()), ..here.clone() };
+        assert!(here.differs_from(&other).unwrap().contains("Another CPU"));
+        let fewer = super::TargetCpu { runtime_features: vec!["sse4.2".into()], ..here.clone() };
+        assert_eq!(here.differs_from(&fewer).is_some(), here.runtime_features != fewer.runtime_features);
+        // A record from before runtime features were recorded is judged by the model alone.
+        let old = super::TargetCpu { runtime_features: vec![], ..here.clone() };
+        assert_eq!(here.differs_from(&old), None);
+    }
+
     #[test]
     fn crate_versions_come_from_the_lock() {
         let v = super::crate_versions();

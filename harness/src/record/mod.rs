@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod canonical;
 pub mod diff;
+pub mod drift;
 pub mod env;
 pub mod hashing;
 pub mod run;

@@ -79,6 +79,20 @@ impl Tolerance {
             .unwrap_or((self.rel, self.abs))
     }
 
+    /// This tolerance with every relative bound raised to at least `rel` (the
+    /// cross-machine floor, `record::drift::CROSS_MACHINE_REL`).
+    pub fn at_least_rel(&self, rel: f64) -> Tolerance {
+        Tolerance {
+            rel: self.rel.max(rel),
+            abs: self.abs,
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| MetricTolerance { rel: m.rel.max(rel), ..m.clone() })
+                .collect(),
+        }
+    }
+
     pub fn accepts(&self, name: &str, recorded: f64, reproduced: f64) -> bool {
         let (rel, abs) = self.for_metric(name);
         recorded == reproduced

@@ -62,7 +62,38 @@ fn reproduce_passes_unchanged_and_fails_tampered() {
     let out = String::from_utf8_lossy(&quick.stdout);
     assert_eq!(quick.status.code(), Some(1), "{out}");
     assert!(out.contains("DIFFERS"), "{out}");
-    std::fs::write(&samples_path, text).unwrap();
+
+    // As if recorded on another machine: identical samples still pass, with a note; a
+    // sample that differs beyond its drift limit still fails, and so does a digest that
+    // no longer hashes its fingerprint (the digest may move across machines, but only
+    // with the fingerprint).
+    let record_path = dir.join("record.json");
+    let record_text = std::fs::read_to_string(&record_path).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&record_text).unwrap();
+    record["environment"]["target_cpu"]["model"] = serde_json::json!("Another CPU");
+    std::fs::write(&record_path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let cross = reproduce(&["--items", "4"]);
+    let out = String::from_utf8_lossy(&cross.stdout);
+    assert_eq!(cross.status.code(), Some(1), "{out}");
+    assert!(out.contains("recorded on another machine") && out.contains("digest does not hash"), "{out}");
+    lines[0]["output"] = serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).unwrap()["output"].clone();
+    lines[0]["output"]["tokens_used"] = serde_json::json!(lines[0]["output"]["tokens_used"].as_u64().unwrap() + 1);
+    let tampered: String = lines.iter().map(|v| format!("{}\n", serde_json::to_string(v).unwrap())).collect();
+    std::fs::write(&samples_path, tampered).unwrap();
+    let cross = reproduce(&["--items", "4"]);
+    let out = String::from_utf8_lossy(&cross.stdout);
+    assert_eq!(cross.status.code(), Some(1), "{out}");
+    assert!(out.contains("BEYOND LIMIT") && out.contains("tokens_used"), "{out}");
+    std::fs::write(&samples_path, &text).unwrap();
+    let cross = reproduce(&["--items", "4"]);
+    let out = String::from_utf8_lossy(&cross.stdout);
+    assert_eq!(cross.status.code(), Some(0), "{out}");
+    assert!(out.contains("recorded on another machine"), "{out}");
+    let full = reproduce(&[]);
+    let out = String::from_utf8_lossy(&full.stdout);
+    assert_eq!(full.status.code(), Some(0), "{out}");
+    assert!(out.contains("recorded on another machine") && out.contains("byte-identical: yes"), "{out}");
+    std::fs::write(&record_path, record_text).unwrap();
 
     // A hand-edited spec.json is not the experiment that produced the numbers.
     let spec_path = dir.join("spec.json");

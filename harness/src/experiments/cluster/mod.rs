@@ -117,4 +117,12 @@ impl ExperimentKind for Cluster {
     fn models(&self) -> Vec<ModelUse> {
         self.p.real.iter().map(|r| ModelUse::of(&r.model)).collect()
     }
+
+    fn sample_drift(
+        &self,
+        recorded: &serde_json::Value,
+        reproduced: &serde_json::Value,
+    ) -> Result<Option<crate::record::drift::Drift>> {
+        super::fingerprint_drift(recorded, reproduced, crate::experiments::substitution::spec::DEFAULT_TAU_FLOOR)
+    }
 }

@@ -275,6 +275,14 @@ impl ExperimentKind for Substitution {
         self.p.real.iter().map(|r| ModelUse::of(&r.model)).collect()
     }
 
+    fn sample_drift(
+        &self,
+        recorded: &serde_json::Value,
+        reproduced: &serde_json::Value,
+    ) -> Result<Option<crate::record::drift::Drift>> {
+        super::fingerprint_drift(recorded, reproduced, self.p.tau_floor)
+    }
+
     fn dtype(&self) -> String {
         match &self.p.real {
             Some(r) => r.paths.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("+"),

@@ -242,8 +242,11 @@ fn default_alphas() -> Vec<f64> {
 fn default_margin() -> f64 {
     4.0
 }
+/// The default declared threshold floor (`tau_floor`); also the limit for fingerprint
+/// drift in kinds that declare none (clustering).
+pub const DEFAULT_TAU_FLOOR: f64 = 1e-6;
 fn default_tau_floor() -> f64 {
-    1e-6
+    DEFAULT_TAU_FLOOR
 }
 fn default_cal_fraction() -> f64 {
     0.5
