@@ -18,8 +18,8 @@ use crate::experiments::ExperimentKind;
 use crate::record::diff::{self, Row};
 use crate::record::drift::{Drift, CROSS_MACHINE_REL};
 use crate::record::env::Environment;
-use crate::record::samples::read_samples;
 use crate::record::run::{read_json, resolve_run, RunDir};
+use crate::record::samples::read_samples;
 use crate::record::tolerance::Tolerance;
 use crate::record::{Record, RunStatus, Summary};
 use crate::runner::{self, RunOptions};
@@ -203,7 +203,8 @@ pub fn reproduce(
         let (a, b) = (read_samples(&rec.dir.samples())?, read_samples(&new.dir.samples())?);
         let by_item: std::collections::BTreeMap<&str, &serde_json::Value> =
             b.iter().map(|s| (s.item.as_str(), &s.output)).collect();
-        let missing: Vec<&str> = a.iter().map(|s| s.item.as_str()).filter(|i| !by_item.contains_key(i)).collect();
+        let missing: Vec<&str> =
+            a.iter().map(|s| s.item.as_str()).filter(|i| !by_item.contains_key(i)).collect();
         if !missing.is_empty() || a.len() != b.len() {
             return Err(Error::run(format!(
                 "the reproduced run has {} samples, the recorded {} ({} recorded items missing)",

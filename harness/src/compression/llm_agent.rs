@@ -92,8 +92,9 @@ impl LlmBackend {
         let end = tok
             .token_to_id("<|im_end|>")
             .ok_or_else(|| Error::model(path, "tokenizer has no `<|im_end|>` (not a ChatML chat model)"))?;
-        let newline =
-            (0..tok.vocab_size() as u32).filter(|&i| tok.id_to_token(i).is_some_and(|t| t.contains('Ċ'))).collect();
+        let newline = (0..tok.vocab_size() as u32)
+            .filter(|&i| tok.id_to_token(i).is_some_and(|t| t.contains('Ċ')))
+            .collect();
         Ok(Self { model, tok, end, newline })
     }
 
@@ -120,7 +121,10 @@ impl LlmBackend {
         let toks: Vec<Vec<u32>> = cands.iter().map(|c| self.tok.encode(c)).collect::<Result<_>>()?;
         for (i, a) in toks.iter().enumerate() {
             if a.is_empty() || toks.iter().enumerate().any(|(j, b)| i != j && b.starts_with(a)) {
-                return Err(Error::run(format!("candidate `{}` is empty or a token prefix of another", cands[i])));
+                return Err(Error::run(format!(
+                    "candidate `{}` is empty or a token prefix of another",
+                    cands[i]
+                )));
             }
         }
         let mut live: Vec<usize> = (0..cands.len()).collect();
@@ -139,7 +143,10 @@ impl LlmBackend {
                     cur = self.model.advance(&cur, &ids)?;
                     pending.clear();
                 }
-                let lp: Vec<f64> = next.iter().map(|&t| crate::models::gguf_llama::prefix::log_prob(cur.logits(), t)).collect();
+                let lp: Vec<f64> = next
+                    .iter()
+                    .map(|&t| crate::models::gguf_llama::prefix::log_prob(cur.logits(), t))
+                    .collect();
                 let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let w: Vec<f64> = lp.iter().map(|x| (x - m).exp()).collect();
                 let mut u = rng.gen::<f64>() * w.iter().sum::<f64>();
@@ -244,10 +251,13 @@ impl<'m> LlmAgent<'m> {
                     let tool = t.tool.as_deref().unwrap_or("");
                     ChatMessage::new("assistant", format!("{}\nCALL {tool}{args}", t.text))
                 }
-                Role::ToolResult => {
-                    ChatMessage::new("user", format!("RESULT {}: {}", t.tool.as_deref().unwrap_or(""), t.text))
+                Role::ToolResult => ChatMessage::new(
+                    "user",
+                    format!("RESULT {}: {}", t.tool.as_deref().unwrap_or(""), t.text),
+                ),
+                Role::Compaction => {
+                    ChatMessage::new("user", format!("Summary of the conversation so far:\n{}", t.text))
                 }
-                Role::Compaction => ChatMessage::new("user", format!("Summary of the conversation so far:\n{}", t.text)),
             };
             out.push(m);
         }
@@ -350,7 +360,8 @@ impl Agent for LlmAgent<'_> {
             return Ok(Turn::new(0, Role::Assistant, text));
         }
         let tool = tools.iter().copied().find(|t| *t == tool).expect("chosen from tools");
-        let tool_ids: Vec<u32> = call_ids.iter().chain(&llm.tok.encode(&format!(" {tool}"))?).copied().collect();
+        let tool_ids: Vec<u32> =
+            call_ids.iter().chain(&llm.tok.encode(&format!(" {tool}"))?).copied().collect();
         let at_tool = llm.model.advance(&call, &tool_ids)?;
         let args = self.args(llm, &at_tool, tool)?;
         Ok(Turn::tool_call(0, text, tool, args))

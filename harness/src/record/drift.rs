@@ -57,7 +57,8 @@ fn walk(a: &Value, b: &Value, path: &str, worst: &mut (f64, Option<String>)) {
             let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
             if x != y {
                 let scale = x.abs().max(y.abs());
-                let rel = if scale > 0.0 && scale.is_finite() { (x - y).abs() / scale } else { f64::INFINITY };
+                let rel =
+                    if scale > 0.0 && scale.is_finite() { (x - y).abs() / scale } else { f64::INFINITY };
                 note(rel, path.to_string());
             }
         }

@@ -169,7 +169,18 @@ fn runtime_features() -> Vec<String> {
     macro_rules! has {
         ($($f:tt),*) => {$( if std::arch::is_x86_feature_detected!($f) { out.push($f.to_string()); } )*};
     }
-    has!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16");
+    has!(
+        "sse4.2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512vnni",
+        "avx512bf16"
+    );
     out
 }
 

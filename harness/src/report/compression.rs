@@ -207,7 +207,11 @@ fn over_turns(name: &str, s: &[SessionScore], dir: &Path, w: &mut Written) -> Re
     )?);
     for (key, label, unit) in [
         ("lexicon", "constraint-vocabulary lexicon decay", "decay (fraction of anchors gone)"),
-        ("consistency", "context consistency drop (probes answered once, at the boundary)", "largest per-probe drop (cosine)"),
+        (
+            "consistency",
+            "context consistency drop (probes answered once, at the boundary)",
+            "largest per-probe drop (cosine)",
+        ),
         ("toolshift", "tool-call distribution shift", "Jensen–Shannon divergence (bits)"),
     ] {
         let pick = |x: &SessionScore, i: usize| {
@@ -258,7 +262,8 @@ fn llm_table(run: &LoadedRun) -> String {
         num(m("mean_window_post")),
         num(m("actions.ask_user_share")),
     ]);
-    let mut sig = Table::new(&["signal (LLM sessions)", "AUROC vs confound controls", "AUROC vs all negatives"]);
+    let mut sig =
+        Table::new(&["signal (LLM sessions)", "AUROC vs confound controls", "AUROC vs all negatives"]);
     for (key, label) in SIGNALS {
         let k = |s: &str| m(&format!("signal.{key}.{s}"));
         if k("auroc_vs_all").is_none() && k("auroc_vs_confound").is_none() {

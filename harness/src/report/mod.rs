@@ -115,7 +115,11 @@ fn wall_minutes(r: &crate::record::run::Record) -> String {
     if r.resumed_at.is_empty() {
         m
     } else {
-        format!("{m} (last of {} parts; {} items from earlier parts)", r.resumed_at.len() + 1, r.items.resumed)
+        format!(
+            "{m} (last of {} parts; {} items from earlier parts)",
+            r.resumed_at.len() + 1,
+            r.items.resumed
+        )
     }
 }
 

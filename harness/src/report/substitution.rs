@@ -222,7 +222,8 @@ fn pairs(run: &LoadedRun, p: &SubstitutionParams) -> Result<String> {
         m("min_distance_over_tau"),
         m("lineage.auc_other_vs_same_run"),
     ]);
-    let accepted = crate::experiments::substitution::summary::false_accept_pairs(p, run.record.seed, &run.samples)?;
+    let accepted =
+        crate::experiments::substitution::summary::false_accept_pairs(p, run.record.seed, &run.samples)?;
     if accepted.is_empty() {
         return Ok(t.markdown());
     }

@@ -85,7 +85,9 @@ fn llm_subset_runs_reproducibly_and_is_scored_apart() {
     assert_eq!(m["llm.sessions"], 4.0);
     assert_eq!(m["llm.positives"] + m["llm.negatives"], 4.0);
     assert!(m["llm.positives"] >= 1.0 && m["llm.negatives"] >= 1.0, "{m:?}");
-    for k in ["llm.violations.before_boundary.tool_calls", "llm.mean_window_post", "llm.actions.ask_user_share"] {
+    for k in
+        ["llm.violations.before_boundary.tool_calls", "llm.mean_window_post", "llm.actions.ask_user_share"]
+    {
         assert!(m.contains_key(k), "missing {k}");
     }
     let text = String::from_utf8(samples.clone()).unwrap();
@@ -98,7 +100,8 @@ fn llm_subset_runs_reproducibly_and_is_scored_apart() {
             let t = &o["llm"];
             assert!(t["summary"].as_str().is_some_and(|x| !x.is_empty()), "empty LLM summary: {line}");
             assert_eq!(t["answers_post"].as_array().unwrap().len(), 5);
-            let acts: u64 = t["action_counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+            let acts: u64 =
+                t["action_counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
             assert!(acts >= 3, "too few actions: {line}");
         } else {
             assert!(o.get("llm").is_none(), "a scripted sample carries an LLM trace");

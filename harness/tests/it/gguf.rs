@@ -427,7 +427,11 @@ fn prefix_score_and_greedy_continuation_agree_with_full_forwards() {
     let p = m.advance(&Prefix::default(), &ids).unwrap();
     let cont = m.continue_greedy(&p, 6, &[]).unwrap();
     assert_eq!(cont[0], BERLIN);
-    assert_eq!(cont, m.generate_greedy(&ids, 6, &[]).unwrap(), "prefix decoding departs from generate_greedy");
+    assert_eq!(
+        cont,
+        m.generate_greedy(&ids, 6, &[]).unwrap(),
+        "prefix decoding departs from generate_greedy"
+    );
     // The score of the greedy continuation is the sum of its per-token log-probabilities.
     let mut want = 0.0;
     let mut seq = ids.clone();

@@ -76,8 +76,10 @@ fn reproduce_passes_unchanged_and_fails_tampered() {
     let out = String::from_utf8_lossy(&cross.stdout);
     assert_eq!(cross.status.code(), Some(1), "{out}");
     assert!(out.contains("recorded on another machine") && out.contains("digest does not hash"), "{out}");
-    lines[0]["output"] = serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).unwrap()["output"].clone();
-    lines[0]["output"]["tokens_used"] = serde_json::json!(lines[0]["output"]["tokens_used"].as_u64().unwrap() + 1);
+    lines[0]["output"] =
+        serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).unwrap()["output"].clone();
+    lines[0]["output"]["tokens_used"] =
+        serde_json::json!(lines[0]["output"]["tokens_used"].as_u64().unwrap() + 1);
     let tampered: String = lines.iter().map(|v| format!("{}\n", serde_json::to_string(v).unwrap())).collect();
     std::fs::write(&samples_path, tampered).unwrap();
     let cross = reproduce(&["--items", "4"]);

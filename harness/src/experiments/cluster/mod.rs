@@ -123,6 +123,10 @@ impl ExperimentKind for Cluster {
         recorded: &serde_json::Value,
         reproduced: &serde_json::Value,
     ) -> Result<Option<crate::record::drift::Drift>> {
-        super::fingerprint_drift(recorded, reproduced, crate::experiments::substitution::spec::DEFAULT_TAU_FLOOR)
+        super::fingerprint_drift(
+            recorded,
+            reproduced,
+            crate::experiments::substitution::spec::DEFAULT_TAU_FLOOR,
+        )
     }
 }

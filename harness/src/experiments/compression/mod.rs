@@ -98,7 +98,8 @@ impl LlmTrace {
             session.turns.iter().filter(|t| t.role == Role::ToolCall && (t.index < boundary) == pre).count()
         };
         let viol = |pre: bool| {
-            let mut turns: Vec<usize> = v.iter().map(|(t, _)| *t).filter(|t| (*t < boundary) == pre).collect();
+            let mut turns: Vec<usize> =
+                v.iter().map(|(t, _)| *t).filter(|t| (*t < boundary) == pre).collect();
             turns.dedup();
             turns.len()
         };

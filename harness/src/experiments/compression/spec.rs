@@ -206,13 +206,16 @@ fn resolve_llm(
 ) -> Result<LlmSubset> {
     let span = raw.span();
     let raw = raw.into_inner();
-    let bad = |field: &str, m: String| src.error_at(span.clone(), format!("field `compression.llm.{field}`: {m}"));
+    let bad =
+        |field: &str, m: String| src.error_at(span.clone(), format!("field `compression.llm.{field}`: {m}"));
     let model = registry
         .get(raw.model.get_ref())
         .cloned()
         .map_err(|e| src.error_at(raw.model.span(), format!("field `compression.llm.model`: {e}")))?;
     if model.format != Format::Gguf || model.architecture != "llama" {
-        return Err(src.error_at(raw.model.span(), "field `compression.llm.model`: must be a llama GGUF chat model"));
+        return Err(
+            src.error_at(raw.model.span(), "field `compression.llm.model`: must be a llama GGUF chat model")
+        );
     }
     let mode = |s: &Spanned<String>, field: &str| -> Result<WeightMode> {
         s.get_ref()
@@ -231,7 +234,10 @@ fn resolve_llm(
         ));
     }
     if raw.sessions_per_cell == 0 || cells.iter().any(|c| raw.sessions_per_cell > c.sessions) {
-        return Err(bad("sessions_per_cell", "must be at least 1 and at most every cell's `sessions`".into()));
+        return Err(bad(
+            "sessions_per_cell",
+            "must be at least 1 and at most every cell's `sessions`".into(),
+        ));
     }
     let b = &raw.budgets;
     if b.rationale == 0 || b.answer == 0 || b.summary == 0 {
@@ -254,5 +260,12 @@ fn resolve_llm(
         spec.validate(&format!("{}: compression.llm.session (condition `{name}`)", src.path.display()))?;
         out.push((name.to_string(), spec));
     }
-    Ok(LlmSubset { model, weights, swap_weights, sessions_per_cell: raw.sessions_per_cell, conditions: out, budgets: raw.budgets })
+    Ok(LlmSubset {
+        model,
+        weights,
+        swap_weights,
+        sessions_per_cell: raw.sessions_per_cell,
+        conditions: out,
+        budgets: raw.budgets,
+    })
 }

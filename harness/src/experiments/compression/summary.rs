@@ -224,9 +224,13 @@ fn llm_metrics(out: &mut Metrics, combiner: &Combiner, llm: &[&SessionResult]) -
     out.insert("llm.confound_controls".into(), ctrl.len() as f64);
     out.insert(
         "llm.mean_compression_ratio".into(),
-        llm.iter().map(|r| r.tokens_after as f64 / r.tokens_before.max(1) as f64).sum::<f64>() / llm.len() as f64,
+        llm.iter().map(|r| r.tokens_after as f64 / r.tokens_before.max(1) as f64).sum::<f64>()
+            / llm.len() as f64,
     );
-    out.insert("llm.mean_window_post".into(), llm.iter().map(|r| r.window_post as f64).sum::<f64>() / llm.len() as f64);
+    out.insert(
+        "llm.mean_window_post".into(),
+        llm.iter().map(|r| r.window_post as f64).sum::<f64>() / llm.len() as f64,
+    );
     type Scorer<'a> = Box<dyn Fn(&SessionResult) -> f64 + 'a>;
     let scores: Vec<(&str, Scorer)> = vec![
         ("lexicon", Box::new(|r| r.lexicon.unwrap_or(0.0))),

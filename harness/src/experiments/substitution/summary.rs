@@ -503,7 +503,12 @@ fn pairs(
             }
             if d.identity.total <= tau {
                 false_accepts += 1;
-                accepted.push(PairRow { a: a.to_string(), b: b.to_string(), distance: d.identity.total, tau });
+                accepted.push(PairRow {
+                    a: a.to_string(),
+                    b: b.to_string(),
+                    distance: d.identity.total,
+                    tau,
+                });
             }
             if tau > 0.0 {
                 min_ratio = min_ratio.min(d.identity.total / tau);

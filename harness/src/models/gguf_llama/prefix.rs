@@ -72,7 +72,10 @@ impl GgufLlama {
         if n > self.info.max_seq_len {
             return Err(Error::input(
                 format!("{what} with {}", self.path.display()),
-                format!("{n} tokens exceed the context length of {} (llama.context_length)", self.info.max_seq_len),
+                format!(
+                    "{n} tokens exceed the context length of {} (llama.context_length)",
+                    self.info.max_seq_len
+                ),
             ));
         }
         Ok(())
