@@ -42,11 +42,28 @@ impl Drift {
 /// anything but a number differs (a string, a boolean, an array length, a key).
 pub fn numeric(a: &Value, b: &Value, limit: f64) -> Drift {
     let mut worst = (0.0_f64, None::<String>);
-    walk(a, b, "$", &mut worst);
+    walk(a, b, "$", Scale::Relative, &mut worst);
     Drift { measure: "largest relative difference".into(), value: worst.0, limit, at: worst.1 }
 }
 
-fn walk(a: &Value, b: &Value, path: &str, worst: &mut (f64, Option<String>)) {
+/// The largest absolute difference between the numbers of `a` and `b`, for samples whose
+/// numbers are bounded scores (in [0, 1] or [-1, 1]) or integer counts: there a relative
+/// difference misleads, because a score that is itself a small difference of two
+/// cosines (a consistency drop of 0.0007) carries their absolute rounding as a large
+/// relative one. Non-numbers must be equal, as in [`numeric`].
+pub fn absolute(a: &Value, b: &Value, limit: f64) -> Drift {
+    let mut worst = (0.0_f64, None::<String>);
+    walk(a, b, "$", Scale::Absolute, &mut worst);
+    Drift { measure: "largest absolute difference".into(), value: worst.0, limit, at: worst.1 }
+}
+
+#[derive(Clone, Copy)]
+enum Scale {
+    Relative,
+    Absolute,
+}
+
+fn walk(a: &Value, b: &Value, path: &str, scale: Scale, worst: &mut (f64, Option<String>)) {
     let mut note = |v: f64, p: String| {
         if v > worst.0 || (worst.1.is_none() && v > 0.0) {
             *worst = (v, Some(p));
@@ -56,20 +73,23 @@ fn walk(a: &Value, b: &Value, path: &str, worst: &mut (f64, Option<String>)) {
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
             if x != y {
-                let scale = x.abs().max(y.abs());
-                let rel =
-                    if scale > 0.0 && scale.is_finite() { (x - y).abs() / scale } else { f64::INFINITY };
-                note(rel, path.to_string());
+                let m = x.abs().max(y.abs());
+                let d = match scale {
+                    Scale::Relative if m > 0.0 && m.is_finite() => (x - y).abs() / m,
+                    Scale::Absolute if (x - y).is_finite() => (x - y).abs(),
+                    _ => f64::INFINITY,
+                };
+                note(d, path.to_string());
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                walk(p, q, &format!("{path}[{i}]"), worst);
+                walk(p, q, &format!("{path}[{i}]"), scale, worst);
             }
         }
         (Value::Object(x), Value::Object(y)) if x.len() == y.len() && x.keys().eq(y.keys()) => {
             for (k, p) in x {
-                walk(p, &y[k], &format!("{path}.{k}"), worst);
+                walk(p, &y[k], &format!("{path}.{k}"), scale, worst);
             }
         }
         _ if a == b => {}
@@ -95,5 +115,14 @@ mod tests {
         assert!(!d.within() && d.at.as_deref() == Some("$.s"));
         assert!(!numeric(&a, &json!({"x": 1.0}), 1.0).within());
         assert!(!numeric(&json!([1.0]), &json!([1.0, 2.0]), 1.0).within());
+    }
+
+    #[test]
+    fn absolute_drift_ignores_scale() {
+        let (a, b) = (json!({"drop": 0.0007, "n": 3}), json!({"drop": 0.00070005, "n": 3}));
+        assert!(!numeric(&a, &b, 1e-6).within());
+        let d = absolute(&a, &b, 1e-6);
+        assert!(d.within() && (d.value - 5e-8).abs() < 1e-12, "{d:?}");
+        assert!(!absolute(&a, &json!({"drop": 0.0007, "n": 4}), 1e-6).within());
     }
 }

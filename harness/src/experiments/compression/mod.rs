@@ -368,6 +368,22 @@ impl ExperimentKind for CompressionKind {
         }
     }
 
+    /// Across machines MiniLM's embeddings (and so the consistency scores) move in
+    /// their last bits; every number in a sample is a bounded score or an integer, so
+    /// the drift is their largest absolute difference, within the same 1e-6 as a
+    /// fingerprint's floor; turns, tools, texts and ground truth must be equal.
+    fn sample_drift(
+        &self,
+        recorded: &serde_json::Value,
+        reproduced: &serde_json::Value,
+    ) -> Result<Option<crate::record::drift::Drift>> {
+        Ok(Some(crate::record::drift::absolute(
+            recorded,
+            reproduced,
+            crate::record::drift::CROSS_MACHINE_REL,
+        )))
+    }
+
     fn models(&self) -> Vec<ModelUse> {
         let llm = self.p.llm.as_ref().map(|l| &l.model);
         [&self.p.embedder].into_iter().chain(llm).map(ModelUse::of).collect()
