@@ -79,18 +79,22 @@ fn machine_change(rec: &Record, now: &Environment) -> Option<String> {
     })
 }
 
+/// Say, once, that the run was recorded elsewhere and what is checked instead.
+fn announce(change: &Option<String>, metrics: &str) {
+    if let Some(why) = change {
+        println!(
+            "note: recorded on another machine ({why}): bit-identity is promised only on the same \
+             machine; samples that differ are checked by drift, {metrics}"
+        );
+    }
+}
+
 /// The tolerance metrics are compared under: the spec's, raised to the cross-machine
 /// floor when the machine changed.
 fn effective_tolerance(exp: &Experiment, change: &Option<String>) -> Tolerance {
     match change {
         None => exp.reproduce.clone(),
-        Some(why) => {
-            println!(
-                "note: recorded on another machine ({why}): bit-identity is promised only on the \
-                 same machine; samples are compared by drift and metrics with rel >= {CROSS_MACHINE_REL:e}"
-            );
-            exp.reproduce.at_least_rel(CROSS_MACHINE_REL)
-        }
+        Some(_) => exp.reproduce.at_least_rel(CROSS_MACHINE_REL),
     }
 }
 
@@ -192,6 +196,7 @@ pub fn reproduce(
         println!("note: different commits; code changes may legitimately change results");
     }
     let change = machine_change(&rec.record, &new.record.environment);
+    announce(&change, &format!("metrics with rel >= {CROSS_MACHINE_REL:e}"));
     let tol = effective_tolerance(&rec.exp, &change);
     let rows = diff::compare(&rec.summary.metrics, &new.summary.metrics, &tol);
     print_rows(&rows, all, "recorded", "reproduced");
@@ -309,21 +314,15 @@ pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: O
     let picked: Vec<&String> = (0..k).map(|i| &items[i * items.len() / k]).collect();
     let ctx = config.context(rec.exp.seed)?;
     let change = machine_change(&rec.record, &Environment::capture(&ctx.root));
-    if let Some(why) = &change {
-        println!(
-            "note: recorded on another machine ({why}): bit-identity is promised only on the same \
-             machine; re-run samples that differ are checked by drift"
-        );
-    }
+    announce(&change, "metrics re-summarised from the recorded samples, exactly");
     let mut rerun = vec![];
     for item in &picked {
         let output = kind.run_item(&ctx, item)?;
         // Through canonical JSON, as the runner writes samples, so equal means equal bytes.
-        let again = to_canonical_json(&Sample { item: item.to_string(), output })?;
-        let again: Sample = serde_json::from_slice(&again).map_err(|e| Error::run(format!("sample: {e}")))?;
-        let same = to_canonical_json(&again)? == to_canonical_json(recorded[item.as_str()])?;
+        let bytes = to_canonical_json(&Sample { item: item.to_string(), output })?;
+        let same = bytes == to_canonical_json(recorded[item.as_str()])?;
         println!("  item {item}: {}", if same { "byte-identical" } else { "differs" });
-        rerun.push(again);
+        rerun.push(serde_json::from_slice::<Sample>(&bytes).map_err(|e| Error::run(format!("sample: {e}")))?);
     }
     let check = check_samples(
         kind.as_ref(),

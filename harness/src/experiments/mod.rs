@@ -90,60 +90,6 @@ pub trait ExperimentKind: Send + Sync {
     }
 }
 
-/// The drift between two samples that each carry a `fingerprint` (hex of its canonical
-/// bytes): their identity distance against `floor`, the detector's declared threshold
-/// floor. Below it, the detector accepts the re-computed fingerprint as the recorded one.
-/// Everything else in the samples (digests aside, which hash the fingerprint) must match.
-pub fn fingerprint_drift(
-    recorded: &serde_json::Value,
-    reproduced: &serde_json::Value,
-    floor: f64,
-) -> Result<Option<crate::record::drift::Drift>> {
-    use crate::error::Error;
-    let fp = |v: &serde_json::Value| -> Result<Option<crate::fingerprint::Fingerprint>> {
-        let Some(h) = v.get("fingerprint").and_then(|h| h.as_str()) else { return Ok(None) };
-        let bytes = hex::decode(h).map_err(|e| Error::run(format!("fingerprint hex: {e}")))?;
-        crate::fingerprint::encode::decode(&bytes).map(Some)
-    };
-    let (Some(a), Some(b)) = (fp(recorded)?, fp(reproduced)?) else { return Ok(None) };
-    // The digests may differ across machines, but each must still hash its fingerprint.
-    for (v, f, which) in [(recorded, &a, "recorded"), (reproduced, &b, "reproduced")] {
-        if let Some(d) = v.get("digest").and_then(|d| d.as_str()) {
-            if d != f.digest()? {
-                return Ok(Some(crate::record::drift::Drift {
-                    measure: format!("{which} digest does not hash its fingerprint"),
-                    value: f64::INFINITY,
-                    limit: floor,
-                    at: Some("$.digest".into()),
-                }));
-            }
-        }
-    }
-    // The rest of the sample (model hash, path, nuisance, token count) must agree
-    // exactly. The CKA baseline's distances are not checked here: they sit near zero,
-    // where a relative difference means nothing, and the fingerprint is what is decided on.
-    let strip = |v: &serde_json::Value| {
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("fingerprint");
-            o.remove("digest");
-            o.remove("cka");
-        }
-        v
-    };
-    let rest = crate::record::drift::numeric(&strip(recorded), &strip(reproduced), 0.0);
-    if !rest.within() {
-        return Ok(Some(rest));
-    }
-    let d = crate::fingerprint::distance(&a, &b)?;
-    Ok(Some(crate::record::drift::Drift {
-        measure: format!("identity distance (lineage {:.3e})", d.lineage.total),
-        value: d.identity.total,
-        limit: floor,
-        at: d.identity.blocks.iter().max_by(|x, y| x.1.total_cmp(&y.1)).map(|(n, _)| format!("block {n}")),
-    }))
-}
-
 /// The kind registry: resolved parameters → the object that runs them.
 pub fn instantiate(params: &Params, seed: u64) -> Box<dyn ExperimentKind> {
     match params {

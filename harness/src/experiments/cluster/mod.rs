@@ -123,7 +123,7 @@ impl ExperimentKind for Cluster {
         recorded: &serde_json::Value,
         reproduced: &serde_json::Value,
     ) -> Result<Option<crate::record::drift::Drift>> {
-        super::fingerprint_drift(
+        crate::experiments::substitution::subjects::fingerprint_drift(
             recorded,
             reproduced,
             crate::experiments::substitution::spec::DEFAULT_TAU_FLOOR,

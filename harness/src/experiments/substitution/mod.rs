@@ -280,7 +280,7 @@ impl ExperimentKind for Substitution {
         recorded: &serde_json::Value,
         reproduced: &serde_json::Value,
     ) -> Result<Option<crate::record::drift::Drift>> {
-        super::fingerprint_drift(recorded, reproduced, self.p.tau_floor)
+        subjects::fingerprint_drift(recorded, reproduced, self.p.tau_floor)
     }
 
     fn dtype(&self) -> String {

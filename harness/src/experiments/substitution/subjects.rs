@@ -23,6 +23,7 @@ use crate::models::registry::ModelEntry;
 use crate::models::tokenizer::GgufTokenizer;
 use crate::models::variants::{AttackReport, VariantSpec, WeightSet};
 use crate::probes::ProbeSet;
+use crate::record::drift::Drift;
 use crate::zoo::{build_zoo, ZooManifest, ZooSpec};
 
 /// Benign nuisance of one probe run. None of it changes the model.
@@ -131,6 +132,57 @@ impl Measurement {
             hex::decode(&self.fingerprint).map_err(|e| Error::run(format!("fingerprint hex: {e}")))?;
         encode::decode(&bytes)
     }
+}
+
+/// The drift between a recorded and a re-computed [`Measurement`] (`record::drift`): the
+/// identity distance of their fingerprints against `floor`, the detector's declared
+/// threshold floor; below it the detector accepts the re-computed fingerprint as the
+/// recorded one. `None` when the samples are not measurements with fingerprints (the
+/// caller then compares their numbers generically).
+pub fn fingerprint_drift(
+    recorded: &serde_json::Value,
+    reproduced: &serde_json::Value,
+    floor: f64,
+) -> Result<Option<Drift>> {
+    let parse = |v: &serde_json::Value| serde_json::from_value::<Measurement>(v.clone()).ok();
+    let (Some(a), Some(b)) = (parse(recorded), parse(reproduced)) else { return Ok(None) };
+    if a.broken.is_some() || b.broken.is_some() {
+        return Ok(None);
+    }
+    let (fa, fb) = (a.decode()?, b.decode()?);
+    // The digests may differ across machines, but each must still hash its fingerprint.
+    for (m, f, which) in [(&a, &fa, "recorded"), (&b, &fb, "reproduced")] {
+        if m.digest != f.digest()? {
+            let measure = format!("{which} digest does not hash its fingerprint");
+            return Ok(Some(Drift {
+                measure,
+                value: f64::INFINITY,
+                limit: floor,
+                at: Some("$.digest".into()),
+            }));
+        }
+    }
+    // The rest (weights hash, path, nuisance, token count, attack) must agree exactly.
+    // The CKA baseline's distances are not checked: they sit near zero, where a relative
+    // difference means nothing, and the fingerprint is what is decided on.
+    let rest = |m: &Measurement| Measurement {
+        fingerprint: String::new(),
+        digest: String::new(),
+        cka: Default::default(),
+        ..m.clone()
+    };
+    let (ra, rb) = (rest(&a), rest(&b));
+    if ra != rb {
+        let to = |m: &Measurement| serde_json::to_value(m).unwrap_or_default();
+        return Ok(Some(crate::record::drift::numeric(&to(&ra), &to(&rb), 0.0)));
+    }
+    let d = crate::fingerprint::distance(&fa, &fb)?;
+    Ok(Some(Drift {
+        measure: format!("identity distance (lineage {:.3e})", d.lineage.total),
+        value: d.identity.total,
+        limit: floor,
+        at: d.identity.blocks.iter().max_by(|x, y| x.1.total_cmp(&y.1)).map(|(n, _)| format!("block {n}")),
+    }))
 }
 
 /// Where a subject's weights live.
