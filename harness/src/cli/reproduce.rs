@@ -89,12 +89,12 @@ fn announce(change: &Option<String>, metrics: &str) {
     }
 }
 
-/// The tolerance metrics are compared under: the spec's, raised to the cross-machine
-/// floor when the machine changed.
+/// The tolerance metrics are compared under: the spec's; when the machine changed,
+/// raised to the cross-machine floor and widened by the spec's `across_machines` rules.
 fn effective_tolerance(exp: &Experiment, change: &Option<String>) -> Tolerance {
     match change {
-        None => exp.reproduce.clone(),
-        Some(_) => exp.reproduce.at_least_rel(CROSS_MACHINE_REL),
+        None => exp.reproduce.same_machine(),
+        Some(_) => exp.reproduce.across_machines(CROSS_MACHINE_REL),
     }
 }
 
@@ -196,7 +196,18 @@ pub fn reproduce(
         println!("note: different commits; code changes may legitimately change results");
     }
     let change = machine_change(&rec.record, &new.record.environment);
-    announce(&change, &format!("metrics with rel >= {CROSS_MACHINE_REL:e}"));
+    let rules = rec.exp.reproduce.across_machines.len();
+    announce(
+        &change,
+        &format!(
+            "metrics with rel >= {CROSS_MACHINE_REL:e}{}",
+            if rules > 0 {
+                format!(" and the spec's {rules} across-machines rule(s)")
+            } else {
+                String::new()
+            }
+        ),
+    );
     let tol = effective_tolerance(&rec.exp, &change);
     let rows = diff::compare(&rec.summary.metrics, &new.summary.metrics, &tol);
     print_rows(&rows, all, "recorded", "reproduced");
@@ -333,7 +344,7 @@ pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: O
     // The summary is a pure function of the recorded samples: exact on any machine.
     let metrics: std::collections::BTreeMap<String, f64> =
         kind.summarise(&samples)?.into_iter().filter(|(_, v)| v.is_finite()).collect();
-    let rows = diff::compare(&rec.summary.metrics, &metrics, &rec.exp.reproduce);
+    let rows = diff::compare(&rec.summary.metrics, &metrics, &rec.exp.reproduce.same_machine());
     print_rows(&rows, all, "recorded", "re-summarised");
     let failures = rows.iter().filter(|r| r.verdict.is_failure()).count();
     if let Some(path) = json {
@@ -341,7 +352,7 @@ pub fn reproduce_items(config: &Config, run: &Path, n: usize, all: bool, json: O
             path,
             &serde_json::json!({
                 "recorded": rec.dir.path, "items_checked": picked, "machine_change": change,
-                "samples": check, "tolerance": rec.exp.reproduce, "failures": failures, "rows": rows,
+                "samples": check, "tolerance": rec.exp.reproduce.same_machine(), "failures": failures, "rows": rows,
             }),
         )?;
     }

@@ -52,8 +52,10 @@ pub struct RawSpec {
     pub substitution: Option<Spanned<experiments::substitution::RawSubstitution>>,
     pub compression: Option<Spanned<experiments::compression::RawCompression>>,
     pub cluster: Option<Spanned<experiments::cluster::RawCluster>>,
-    /// Tolerances for `gapbench reproduce` (exact when absent).
-    pub reproduce: Option<Spanned<Tolerance>>,
+    /// Tolerances for `gapbench reproduce` (exact when absent). Not `Spanned`: toml 0.8
+    /// cannot deserialise a spanned table that only `[[reproduce.across_machines]]`
+    /// creates implicitly; errors name the field instead (`reproduce.metric[0]`).
+    pub reproduce: Option<Tolerance>,
 }
 
 impl RawSpec {
@@ -86,15 +88,11 @@ impl RawSpec {
             Kind::Compression => experiments::compression::spec::resolve(self.compression, src, registry)?,
             Kind::Cluster => experiments::cluster::spec::resolve(self.cluster, src, registry)?,
         };
-        let reproduce = match self.reproduce {
-            Some(t) => {
-                let span = t.span();
-                let t = t.into_inner();
-                t.validate("reproduce").map_err(|e| src.error_at(span, e.to_string()))?;
-                t
-            }
-            None => Tolerance::default(),
-        };
+        let reproduce = self.reproduce.unwrap_or_default();
+        reproduce.validate("reproduce").map_err(|e| {
+            let at = src.text.find("[reproduce").unwrap_or(0);
+            src.error_at(at..at, e.to_string())
+        })?;
         Ok(Experiment {
             reproduce,
             name: name.clone(),
