@@ -8,7 +8,8 @@
 //! says so and checks what can be promised there: every differing sample within its
 //! kind's drift limit (a fingerprint within the detector's declared floor of the
 //! recorded one, `record::drift`), every metric within the spec's tolerance raised to
-//! `record::drift::CROSS_MACHINE_REL`.
+//! `record::drift::CROSS_MACHINE_REL` or within one of the spec's declared
+//! `[[reproduce.across_machines]]` rules (`record::tolerance`).
 
 use std::path::{Path, PathBuf};
 

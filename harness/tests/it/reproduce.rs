@@ -95,7 +95,29 @@ fn reproduce_passes_unchanged_and_fails_tampered() {
     let out = String::from_utf8_lossy(&full.stdout);
     assert_eq!(full.status.code(), Some(0), "{out}");
     assert!(out.contains("recorded on another machine") && out.contains("byte-identical: yes"), "{out}");
+    assert!(out.contains("1 across-machines rule"), "{out}");
+    // The spec lets a threshold move by 1e-3 on another machine, and only there.
+    let tweak = |delta: f64| {
+        let mut summary: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        summary["metrics"][&key] = serde_json::json!(v + delta);
+        std::fs::write(&summary_path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    };
+    tweak(5e-4);
+    let within = reproduce(&[]);
+    let out = String::from_utf8_lossy(&within.stdout);
+    assert_eq!(within.status.code(), Some(0), "{out}");
+    assert!(out.contains(&key) && out.contains("reproduced across machines"), "{out}");
+    tweak(5e-3);
+    let beyond = reproduce(&[]);
+    let out = String::from_utf8_lossy(&beyond.stdout);
+    assert_eq!(beyond.status.code(), Some(1), "{out}");
+    assert!(out.contains(&key) && out.contains("MISMATCH"), "{out}");
     std::fs::write(&record_path, record_text).unwrap();
+    tweak(5e-4);
+    let same = reproduce(&[]);
+    let out = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(1), "on the recording machine the rule does not apply: {out}");
+    std::fs::write(&summary_path, &original).unwrap();
 
     // A hand-edited spec.json is not the experiment that produced the numbers.
     let spec_path = dir.join("spec.json");
@@ -129,6 +151,18 @@ fn reproduce_tolerances_are_validated_and_change_the_spec_hash() {
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("reproduce") && err.contains("tol.toml"), "{err}");
+    // Across-machines rules alone (no `[reproduce]` header): valid, part of the hash; a
+    // bad pattern is refused naming its field.
+    std::fs::write(&p, format!("{base}[[reproduce.across_machines]]\npattern = \"*.tau\"\nabs = 1e-6\n"))
+        .unwrap();
+    let across = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert!(across.status.success(), "{}", String::from_utf8_lossy(&across.stderr));
+    assert_ne!(plain.stdout, across.stdout);
+    std::fs::write(&p, format!("{base}[[reproduce.across_machines]]\npattern = \"a[\"\n")).unwrap();
+    let bad = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("reproduce.across_machines[0].pattern") && err.contains("tol.toml"), "{err}");
     std::fs::write(&p, format!("{base}[reproduce]\nrelative = 1\n")).unwrap();
     let unknown = gapbench_in_project(&["validate", p.to_str().unwrap()]);
     assert_eq!(unknown.status.code(), Some(2), "unknown fields are refused");
