@@ -307,10 +307,7 @@ fn zoo(config: &Config, command: ZooCommand) -> Result<i32> {
     use crate::zoo::{build_zoo, ZooEvent, ZooManifest, ZooSpec};
     match command {
         ZooCommand::Build { size, seed_offset, out } => {
-            let mut spec = ZooSpec::by_size(&size);
-            for s in &mut spec.seeds {
-                *s += seed_offset;
-            }
+            let spec = ZooSpec::by_size(&size).with_seed_offset(seed_offset);
             let out =
                 out.unwrap_or_else(|| config.cache.root.join("zoo").join(format!("{size}-{seed_offset}")));
             let bar = crate::progress::items_bar(0, "zoo: preparing corpus and tokenizer");

@@ -130,6 +130,15 @@ impl ZooSpec {
         }
     }
 
+    /// The same zoo trained from other seeds (`seed + offset` for every run): a
+    /// population no analysis has seen, for held-out checks.
+    pub fn with_seed_offset(mut self, offset: u64) -> Self {
+        for s in &mut self.seeds {
+            *s += offset;
+        }
+        self
+    }
+
     /// Every checkpoint id, by width, seed and step.
     pub fn all_model_ids(&self) -> Vec<String> {
         let mut ids = vec![];

@@ -13,7 +13,18 @@
 //!   singleton clusters.
 //!
 //! Plus KMeans with the *true* number of families (an oracle k, reported as such), which
-//! asks only whether the lineage geometry separates training runs when told how many.
+//! asks only whether the lineage geometry separates training runs when told how many;
+//! and `kmeans_models`: one point per model (the mean of its draws), k by silhouette,
+//! the question "which of these models are related?" asked without labels.
+//!
+//! Three channels: the fingerprint's `identity` and `lineage`, and `mean-direction`, a
+//! candidate lineage feature read from the identity channel: each layer's row of
+//! `mean_sketch` (a seeded projection of the layer's mean activation) scaled to unit
+//! length. The lineage channel's blocks (spectra, ranks, anisotropy, norm profile) are
+//! invariant to a rotation of the residual basis, and two seeds of one architecture
+//! differ by little more than such a rotation, so those blocks cannot tell training runs
+//! apart; the *direction* of a layer's mean is tied to the basis that the initialisation
+//! chose, and stays with it through training, while its length moves with training.
 //! Scores: adjusted Rand index and purity against identity (same weights) and family
 //! (same training run), silhouette of the clustering found.
 
@@ -110,6 +121,34 @@ fn features(blocks: &[&[Block]]) -> Array2<f64> {
     x
 }
 
+/// The channels clustered, and how each reads its blocks from a fingerprint.
+const CHANNELS: [&str; 3] = ["identity", "lineage", "mean-direction"];
+
+fn channel_blocks(fp: &Fingerprint, channel: &str) -> Result<Vec<Block>> {
+    match channel {
+        "identity" => Ok(fp.identity.clone()),
+        "lineage" => Ok(fp.lineage.clone()),
+        _ => {
+            let b = fp.identity.iter().find(|b| b.name == "mean_sketch").ok_or_else(|| {
+                Error::run(format!("fingerprint of `{}` has no mean_sketch block", fp.meta.model_id))
+            })?;
+            Ok(vec![unit_rows(b)])
+        }
+    }
+}
+
+/// Each row scaled to unit Euclidean length (a zero row stays zero).
+fn unit_rows(b: &Block) -> Block {
+    let mut out = b.clone();
+    for row in out.values.chunks_mut(b.cols.max(1)) {
+        let norm = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
+        }
+    }
+    out
+}
+
 fn encode(labels: &[String]) -> Vec<usize> {
     let ids: BTreeMap<&String, usize> =
         labels.iter().collect::<BTreeSet<_>>().into_iter().enumerate().map(|(i, l)| (l, i)).collect();
@@ -169,6 +208,40 @@ fn kmeans(x: &Array2<f64>, k: usize, seed: u64) -> Result<Vec<usize>> {
         .fit(&ds)
         .map_err(|e| Error::run(format!("kmeans k={k}: {e}")))?;
     Ok(model.predict(x).to_vec())
+}
+
+/// KMeans for every k in 2..=min(k_max, n - 1); the clustering with the best silhouette
+/// (the smallest k on ties): (silhouette, k, labels).
+fn kmeans_best_silhouette(
+    x: &Array2<f64>,
+    k_max: usize,
+    seed: u64,
+) -> Result<Option<(f64, usize, Vec<usize>)>> {
+    let mut best: Option<(f64, usize, Vec<usize>)> = None;
+    for k in 2..=k_max.min(x.nrows().saturating_sub(1)) {
+        let l = kmeans(x, k, seed)?;
+        if let Some(s) = silhouette(x, &l) {
+            if best.as_ref().is_none_or(|(b, _, _)| s > *b + 1e-12) {
+                best = Some((s, k, l));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The mean row of `x` per label (labels `0..n`).
+fn means_by(x: &Array2<f64>, labels: &[usize], n: usize) -> Array2<f64> {
+    let mut sum = Array2::zeros((n, x.ncols()));
+    let mut count = vec![0usize; n];
+    for (row, &l) in x.rows().into_iter().zip(labels) {
+        let mut s = sum.row_mut(l);
+        s += &row;
+        count[l] += 1;
+    }
+    for (mut s, c) in sum.rows_mut().into_iter().zip(count) {
+        s /= c.max(1) as f64;
+    }
+    sum
 }
 
 fn gmm(x: &Array2<f64>, k: usize, seed: u64) -> Result<Vec<usize>> {
@@ -247,11 +320,10 @@ pub fn analyse(p: &ClusterParams, seed: u64, samples: &[Sample]) -> Result<Vec<C
         let identities: Vec<String> = points.iter().map(|q| q.identity.clone()).collect();
         let families: Vec<String> = points.iter().map(|q| q.family.clone()).collect();
         let (id, fam) = (encode(&identities), encode(&families));
-        for channel in ["identity", "lineage"] {
-            let blocks: Vec<&[Block]> = points
-                .iter()
-                .map(|q| if channel == "identity" { &q.fp.identity[..] } else { &q.fp.lineage[..] })
-                .collect();
+        for channel in CHANNELS {
+            let owned: Vec<Vec<Block>> =
+                points.iter().map(|q| channel_blocks(&q.fp, channel)).collect::<Result<_>>()?;
+            let blocks: Vec<&[Block]> = owned.iter().map(|b| &b[..]).collect();
             debug_assert!(points.iter().all(|q| q.group == group));
             let x = features(&blocks);
             let dims = p.pca_components.min(x.nrows() - 1).min(x.ncols());
@@ -267,18 +339,8 @@ pub fn analyse(p: &ClusterParams, seed: u64, samples: &[Sample]) -> Result<Vec<C
                 z.mapv_inplace(|v| v / sd);
             }
             let coords = z.rows().into_iter().map(|r| (r[0], if r.len() > 1 { r[1] } else { 0.0 })).collect();
-            let k_hi = p.k_max.min(z.nrows() - 1);
-            let mut best: Option<(f64, usize, Vec<usize>)> = None;
-            for k in 2..=k_hi {
-                let l = kmeans(&z, k, seed)?;
-                if let Some(s) = silhouette(&z, &l) {
-                    if best.as_ref().is_none_or(|(b, _, _)| s > *b + 1e-12) {
-                        best = Some((s, k, l));
-                    }
-                }
-            }
             let mut algos = vec![];
-            let k_chosen = match best {
+            let k_chosen = match kmeans_best_silhouette(&z, p.k_max, seed)? {
                 Some((_, k, l)) => {
                     algos.push(score("kmeans", l, &z, &id, &fam));
                     k
@@ -293,6 +355,16 @@ pub fn analyse(p: &ClusterParams, seed: u64, samples: &[Sample]) -> Result<Vec<C
             let n_fam = fam.iter().collect::<BTreeSet<_>>().len();
             if n_fam >= 2 && n_fam < z.nrows() {
                 algos.push(score("kmeans_oracle_family_k", kmeans(&z, n_fam, seed)?, &z, &id, &fam));
+            }
+            let n_id = id.iter().collect::<BTreeSet<_>>().len();
+            if n_id >= 3 {
+                let centroids = means_by(&z, &id, n_id);
+                if let Some((_, _, l)) = kmeans_best_silhouette(&centroids, p.k_max, seed)? {
+                    let per_point = id.iter().map(|&i| l[i]).collect();
+                    algos.push(score("kmeans_models", per_point, &z, &id, &fam));
+                }
+                let (l, _) = dbscan(&centroids, 1);
+                algos.push(score("dbscan_models", id.iter().map(|&i| l[i]).collect(), &z, &id, &fam));
             }
             out.push(ChannelResult {
                 group: group.clone(),
@@ -354,6 +426,24 @@ mod tests {
         // sklearn: adjusted_rand_score([0,0,0,1,1,1],[0,0,1,1,2,2]) = 0.24242...
         assert!((ari(&[0, 0, 0, 1, 1, 1], &[0, 0, 1, 1, 2, 2]) - 0.242_424_242_4).abs() < 1e-9);
         assert_eq!(purity(&[0, 0, 1, 1], &[0, 1, 1, 1]), 0.75);
+    }
+
+    #[test]
+    fn means_by_label() {
+        let x = ndarray::array![[1.0, 2.0], [3.0, 4.0], [10.0, 0.0]];
+        assert_eq!(means_by(&x, &[0, 0, 1], 2), ndarray::array![[2.0, 3.0], [10.0, 0.0]]);
+    }
+
+    #[test]
+    fn unit_rows_keep_direction_and_drop_length() {
+        let b = Block {
+            name: "mean_sketch".into(),
+            kind: BlockKind::Real,
+            rows: 2,
+            cols: 2,
+            values: vec![3.0, 4.0, 0.0, 0.0],
+        };
+        assert_eq!(unit_rows(&b).values, vec![0.6, 0.8, 0.0, 0.0]);
     }
 
     #[test]

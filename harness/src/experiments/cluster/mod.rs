@@ -33,7 +33,11 @@ impl Cluster {
     }
 
     fn zoo_ids(&self) -> Vec<String> {
-        self.p.zoo.as_deref().map(|size| ZooSpec::by_size(size).all_model_ids()).unwrap_or_default()
+        self.p
+            .zoo
+            .as_deref()
+            .map(|size| ZooSpec::by_size(size).with_seed_offset(self.p.zoo_seed_offset).all_model_ids())
+            .unwrap_or_default()
     }
 
     /// Draw 0 is the canonical probe configuration; the others vary batch size (1, 1, 2,
@@ -80,7 +84,7 @@ impl ExperimentKind for Cluster {
         let m = match parts.as_slice() {
             ["zoo", id, _] => {
                 let size = self.p.zoo.as_ref().ok_or_else(unknown)?;
-                let dir = lock(&self.cache).zoo(size, ctx)?;
+                let dir = lock(&self.cache).zoo_with_seed_offset(size, self.p.zoo_seed_offset, ctx)?;
                 let src = Source::Zoo { dir: zoo_model(&dir, id)? };
                 let probe =
                     Probe { src: &src, mode: WeightMode::F32, run, nuisance, variant: None, cka: None };

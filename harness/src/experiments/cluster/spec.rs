@@ -22,6 +22,10 @@ pub struct ClusterParams {
     pub draws: usize,
     /// `standard` or `tiny`; every checkpoint is fingerprinted. None: no zoo.
     pub zoo: Option<String>,
+    /// Train the zoo's runs from `seed + zoo_seed_offset` (0: the standard seeds): a
+    /// population held out from every analysis choice made on the standard one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub zoo_seed_offset: u64,
     pub real: Option<RealModels>,
     /// Principal components kept before clustering.
     pub pca_components: usize,
@@ -37,6 +41,10 @@ pub struct RealModels {
     pub variants: Vec<Sweep>,
 }
 
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
@@ -50,6 +58,8 @@ pub struct RawCluster {
     pub batch_size: usize,
     pub draws: usize,
     pub zoo: Option<String>,
+    #[serde(default)]
+    pub zoo_seed_offset: u64,
     pub real: Option<RawReal>,
     #[serde(default = "default_pca")]
     pub pca_components: usize,
@@ -124,6 +134,9 @@ pub fn resolve(raw: Option<Spanned<RawCluster>>, src: &SpecSource, registry: &Re
             Some(RealModels { model, variants: r.variants })
         }
     };
+    if raw.zoo.is_none() && raw.zoo_seed_offset != 0 {
+        return Err(bad("zoo_seed_offset", "needs a `zoo`".into()));
+    }
     if raw.zoo.is_none() && real.is_none() {
         return Err(bad("zoo", "name a zoo, a real model, or both".into()));
     }
@@ -135,6 +148,7 @@ pub fn resolve(raw: Option<Spanned<RawCluster>>, src: &SpecSource, registry: &Re
         batch_size: raw.batch_size,
         draws: raw.draws,
         zoo: raw.zoo,
+        zoo_seed_offset: raw.zoo_seed_offset,
         real,
         pca_components: raw.pca_components,
         k_max: raw.k_max,

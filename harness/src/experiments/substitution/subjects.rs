@@ -286,12 +286,18 @@ impl Cache {
     /// The zoo of `size`, from the cache (`<cache>/zoo/<size>-0`), built there first when
     /// absent, and verified against its manifest either way.
     pub fn zoo(&mut self, size: &str, ctx: &RunContext) -> Result<PathBuf> {
+        self.zoo_with_seed_offset(size, 0, ctx)
+    }
+
+    /// The zoo of `size` trained with every seed shifted by `offset` (built into the
+    /// cache as `zoo/<size>-<offset>` when missing, as `gapbench zoo build` would).
+    pub fn zoo_with_seed_offset(&mut self, size: &str, offset: u64, ctx: &RunContext) -> Result<PathBuf> {
         if let Some(z) = &self.zoo {
             return Ok(z.clone());
         }
-        let dir = ctx.cache.root.join("zoo").join(format!("{size}-0"));
+        let dir = ctx.cache.root.join("zoo").join(format!("{size}-{offset}"));
         if !dir.join("manifest.json").is_file() {
-            let spec = ZooSpec::by_size(size);
+            let spec = ZooSpec::by_size(size).with_seed_offset(offset);
             tracing::info!("building the {size} zoo into {} (minutes)", dir.display());
             build_zoo(&spec, &dir, &|_| {})?;
         }
