@@ -414,6 +414,9 @@ mod tests {
         let s = ZooSpec::standard();
         assert!(s.seeds.len() * s.widths.len() * s.checkpoint_steps.len() >= 30);
         assert_eq!(ZooSpec::model_id(&s.widths[0], 3, 400), "zoo-w64-s3-step400");
+        let held_out = ZooSpec::standard().with_seed_offset(1000);
+        assert_eq!(held_out.seeds, (1000..1006).collect::<Vec<u64>>());
+        assert!(held_out.all_model_ids().iter().all(|id| !s.all_model_ids().contains(id)));
         let mut bad = ZooSpec::tiny();
         bad.checkpoint_steps = vec![30, 15];
         assert!(bad.validate().is_err());

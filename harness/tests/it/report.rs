@@ -52,6 +52,10 @@ fn cluster_then_report_writes_every_figure_and_table() {
         assert!(ari >= 0.95, "{key} = {ari}");
         assert_eq!(m[format!("{w}.identity.n")], 12.0);
         assert!(m.get(format!("{w}.lineage.dbscan.ari_family")).is_some());
+        for method in ["kmeans_oracle_family_k", "kmeans_models", "dbscan_models"] {
+            let key = format!("{w}.mean-direction.{method}.ari_family");
+            assert!(m.get(&key).is_some_and(|v| v.is_number()), "no {key}");
+        }
     }
     let (m2, samples2) = run_cluster(&s.cache, &spec, &tmp.path().join("again"));
     assert_eq!(m, m2);
@@ -114,4 +118,23 @@ fn cluster_then_report_writes_every_figure_and_table() {
     assert!(again.status.success());
     assert_eq!(before, std::fs::read(paper.join("tables/sub-tiny-detection.md")).unwrap());
     assert_eq!(md, std::fs::read_to_string(paper.join("paper.md")).unwrap());
+}
+
+#[test]
+fn cluster_zoo_seed_offset_needs_a_zoo_and_changes_the_spec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("c.toml");
+    std::fs::write(&p, CLUSTER).unwrap();
+    let plain = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    std::fs::write(&p, format!("{CLUSTER}zoo_seed_offset = 1000\n")).unwrap();
+    let shifted = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert!(shifted.status.success(), "{}", String::from_utf8_lossy(&shifted.stderr));
+    assert_ne!(plain.stdout, shifted.stdout);
+    let no_zoo = CLUSTER.replace("zoo = \"tiny\"\n", "zoo_seed_offset = 3\n");
+    std::fs::write(&p, no_zoo).unwrap();
+    let bad = gapbench_in_project(&["validate", p.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("zoo_seed_offset") && err.contains("c.toml"), "{err}");
 }
