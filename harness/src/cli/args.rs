@@ -216,8 +216,13 @@ pub enum Command {
         #[arg(long)]
         prefix: Option<String>,
         /// Count differences within this relative tolerance as equal.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, conflicts_with = "spec_tolerance")]
         rel: f64,
+        /// Compare under B's declared `[reproduce]` tolerance, as `reproduce` would (its
+        /// across-machines rules too when A and B ran on different machines): e.g. a run
+        /// recorded elsewhere against a run of the same computation here.
+        #[arg(long)]
+        spec_tolerance: bool,
         /// Write the comparison as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,

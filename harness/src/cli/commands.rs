@@ -124,8 +124,9 @@ pub fn dispatch(command: Command, config: &Config) -> Result<i32> {
         Command::Reproduce { run, out, items: None, all, json } => {
             crate::cli::reproduce::reproduce(config, &run, out, all, json.as_deref())
         }
-        Command::Diff { a, b, all, prefix, rel, json } => {
-            crate::cli::reproduce::diff(config, &a, &b, all, prefix.as_deref(), rel, json.as_deref())
+        Command::Diff { a, b, all, prefix, rel, spec_tolerance, json } => {
+            let opts = crate::cli::reproduce::DiffOptions { all, prefix, rel, spec_tolerance, json };
+            crate::cli::reproduce::diff(config, &a, &b, &opts)
         }
         Command::Capture { model, text, file, weights, top_k, json } => {
             capture(config, &model, text, file, &weights, top_k, json)

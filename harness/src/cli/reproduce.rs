@@ -268,15 +268,16 @@ pub fn reproduce(
     Ok(0)
 }
 
-pub fn diff(
-    _config: &Config,
-    a: &Path,
-    b: &Path,
-    all: bool,
-    prefix: Option<&str>,
-    rel: f64,
-    json: Option<&Path>,
-) -> Result<i32> {
+pub struct DiffOptions {
+    pub all: bool,
+    pub prefix: Option<String>,
+    pub rel: f64,
+    pub spec_tolerance: bool,
+    pub json: Option<PathBuf>,
+}
+
+pub fn diff(_config: &Config, a: &Path, b: &Path, o: &DiffOptions) -> Result<i32> {
+    let (all, prefix, rel) = (o.all, o.prefix.as_deref(), o.rel);
     if !(rel.is_finite() && rel >= 0.0) {
         return Err(Error::input("--rel", "must be finite and >= 0"));
     }
@@ -296,11 +297,23 @@ pub fn diff(
             .map(|(k, v)| (k.clone(), *v))
             .collect()
     };
-    let tol = Tolerance { rel, ..Default::default() };
+    let tol = if o.spec_tolerance {
+        let change = machine_change(&la.record, &lb.record.environment);
+        match &change {
+            Some(why) => println!("tolerance: B's spec, across machines ({why})"),
+            None => println!("tolerance: B's spec, same machine"),
+        }
+        effective_tolerance(&lb.exp, &change)
+    } else {
+        Tolerance { rel, ..Default::default() }
+    };
     let rows = diff::compare(&keep(&la.summary.metrics), &keep(&lb.summary.metrics), &tol);
     print_rows(&rows, all, "A", "B");
-    if let Some(path) = json {
-        write_json(path, &serde_json::json!({ "a": la.dir.path, "b": lb.dir.path, "rows": rows }))?;
+    if let Some(path) = &o.json {
+        write_json(
+            path,
+            &serde_json::json!({ "a": la.dir.path, "b": lb.dir.path, "tolerance": tol, "rows": rows }),
+        )?;
     }
     Ok(0)
 }

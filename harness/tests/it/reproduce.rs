@@ -107,6 +107,15 @@ fn reproduce_passes_unchanged_and_fails_tampered() {
     let out = String::from_utf8_lossy(&within.stdout);
     assert_eq!(within.status.code(), Some(0), "{out}");
     assert!(out.contains(&key) && out.contains("reproduced across machines"), "{out}");
+    // `diff --spec-tolerance` applies the same rules to two runs (the tweaked one "from
+    // another machine", a fresh one from here).
+    let d =
+        gapbench_in_project(&["diff", dir.to_str().unwrap(), dir_b.to_str().unwrap(), "--spec-tolerance"]);
+    let out = String::from_utf8_lossy(&d.stdout);
+    assert!(
+        out.contains("across machines (CPU") && out.contains("1 within") && !out.contains("MISMATCH"),
+        "{out}"
+    );
     tweak(5e-3);
     let beyond = reproduce(&[]);
     let out = String::from_utf8_lossy(&beyond.stdout);
