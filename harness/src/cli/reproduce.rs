@@ -44,12 +44,13 @@ fn load(path: &Path) -> Result<Loaded> {
 fn provenance(l: &Loaded) -> String {
     let e = &l.record.environment;
     format!(
-        "{} · spec {} · seed {} · commit {}{} · {} · {} threads",
+        "{} · spec {} · seed {} · commit {}{}{} · {} · {} threads",
         l.dir.path.display(),
         &l.record.spec_hash[..12.min(l.record.spec_hash.len())],
         l.record.seed,
         e.git.commit.as_deref().map(|c| &c[..12.min(c.len())]).unwrap_or("unknown"),
         if e.git.dirty == Some(true) { " (dirty)" } else { "" },
+        e.git.build_mismatch().map(|m| format!(" [{m}]")).unwrap_or_default(),
         e.target_cpu.model.as_deref().unwrap_or(&e.target_cpu.arch),
         e.threads,
     )

@@ -30,8 +30,30 @@ const RECORDED_CRATES: &[&str] = &[
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitState {
+    /// The checkout the run ran in.
     pub commit: Option<String>,
     pub dirty: Option<bool>,
+    /// The commit the binary was built from, and whether its crate sources had
+    /// uncommitted changes then (`harness/build.rs`): equal to `commit` under `cargo run`,
+    /// different when an older binary runs in a newer checkout. Absent in records written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_dirty: Option<bool>,
+}
+
+impl GitState {
+    /// Why this record's code may not be its checkout's, if it may not.
+    pub fn build_mismatch(&self) -> Option<String> {
+        let short = |c: &str| c[..12.min(c.len())].to_string();
+        match (&self.build_commit, &self.commit) {
+            (Some(b), Some(c)) if b != c => {
+                Some(format!("binary built from {} in a checkout at {}", short(b), short(c)))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +160,13 @@ fn git_state(repo: &Path) -> GitState {
         .as_ref()
         .and_then(|_| run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"]))
         .map(|s| !s.is_empty());
-    GitState { commit, dirty }
+    let build_commit = Some(env!("GAPBENCH_BUILD_COMMIT").to_string()).filter(|c| !c.is_empty());
+    let build_dirty = match env!("GAPBENCH_BUILD_DIRTY") {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    GitState { commit, dirty, build_commit, build_dirty }
 }
 
 fn target_cpu() -> TargetCpu {
@@ -209,6 +237,23 @@ fn hostname() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_binary_knows_its_commit_and_says_when_the_checkout_differs() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let g = super::git_state(repo);
+        // Built from this checkout by cargo: the stamp is its commit.
+        if g.commit.is_some() {
+            assert_eq!(g.build_commit, g.commit);
+            assert_eq!(g.build_mismatch(), None);
+        }
+        let older = super::GitState { build_commit: Some("a".repeat(40)), ..g.clone() };
+        if g.commit.is_some() {
+            assert!(older.build_mismatch().unwrap().contains("binary built from aaaaaaaaaaaa"));
+        }
+        let old_record: super::GitState = serde_json::from_str(r#"{"commit":"abc","dirty":false}"#).unwrap();
+        assert_eq!((old_record.build_commit.clone(), old_record.build_mismatch()), (None, None));
+    }
+
     #[test]
     fn another_cpu_or_other_simd_features_is_another_machine() {
         let here = super::target_cpu();
