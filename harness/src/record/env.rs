@@ -241,10 +241,19 @@ mod tests {
     fn the_binary_knows_its_commit_and_says_when_the_checkout_differs() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let g = super::git_state(repo);
-        // Built from this checkout by cargo: the stamp is its commit.
-        if g.commit.is_some() {
-            assert_eq!(g.build_commit, g.commit);
-            assert_eq!(g.build_mismatch(), None);
+        // Built by cargo from this history: the stamp is HEAD or, when commits were made
+        // between building and running this test, one of its ancestors; and the mismatch
+        // is reported exactly when the two differ.
+        if let (Some(head), Some(built)) = (&g.commit, &g.build_commit) {
+            assert!(built.len() == 40 && built.chars().all(|c| c.is_ascii_hexdigit()), "{built}");
+            let ancestor = std::process::Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(["merge-base", "--is-ancestor", built, head])
+                .status()
+                .unwrap();
+            assert!(ancestor.success(), "{built} is not in the history of {head}");
+            assert_eq!(g.build_mismatch().is_some(), built != head);
         }
         let older = super::GitState { build_commit: Some("a".repeat(40)), ..g.clone() };
         if g.commit.is_some() {
