@@ -11,10 +11,15 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     // Rebuild the stamp when the checked-out commit or the crate's sources change.
+    // (Only paths that exist: cargo re-runs a build script whose listed path is missing
+    // on every build.)
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/refs");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        for p in ["HEAD", "refs", "packed-refs"] {
+            let path = std::path::Path::new(&dir).join(p);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
     }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");
