@@ -309,8 +309,7 @@ fn zoo(config: &Config, command: ZooCommand) -> Result<i32> {
     match command {
         ZooCommand::Build { size, seed_offset, out } => {
             let spec = ZooSpec::by_size(&size).with_seed_offset(seed_offset);
-            let out =
-                out.unwrap_or_else(|| config.cache.root.join("zoo").join(format!("{size}-{seed_offset}")));
+            let out = out.unwrap_or_else(|| crate::zoo::cache_dir(&config.cache.root, &size, seed_offset));
             let bar = crate::progress::items_bar(0, "zoo: preparing corpus and tokenizer");
             let manifest = build_zoo(&spec, &out, &|event: &ZooEvent| match event {
                 ZooEvent::Prepared { runs, .. } => {

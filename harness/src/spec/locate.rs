@@ -40,6 +40,20 @@ impl<'a> SpecSource<'a> {
         Error::Spec { file: self.path.clone(), line, col, message: message.into() }
     }
 
+    /// The byte offset of the first `[name…` or `[[name…` table header (a line that
+    /// starts with it, so comments do not count); 0 when there is none.
+    pub fn table_offset(&self, name: &str) -> usize {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let header = line.trim_start().trim_start_matches('[');
+            if line.trim_start().starts_with('[') && header.starts_with(name) {
+                return offset + (line.len() - line.trim_start().len());
+            }
+            offset += line.len();
+        }
+        0
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -65,6 +79,14 @@ impl<'a> SpecSource<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_offset_skips_comments() {
+        let text = "name = \"x\"\n# see [reproduce]\n  [[reproduce.across_machines]]\npattern = \"*\"\n";
+        let src = SpecSource::new(Path::new("t.toml"), text);
+        assert_eq!(src.line_col(src.table_offset("reproduce")), (3, 3));
+        assert_eq!(src.table_offset("cluster"), 0);
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -90,7 +90,7 @@ impl RawSpec {
         };
         let reproduce = self.reproduce.unwrap_or_default();
         reproduce.validate("reproduce").map_err(|e| {
-            let at = src.text.find("[reproduce").unwrap_or(0);
+            let at = src.table_offset("reproduce");
             src.error_at(at..at, e.to_string())
         })?;
         Ok(Experiment {

@@ -12,3 +12,9 @@ pub mod tokenizer;
 pub mod train;
 
 pub use build::{build_zoo, ZooEvent, ZooManifest, ZooModel, ZooSpec, ZooWidth};
+
+/// Where a zoo of `size` trained with seeds shifted by `seed_offset` lives in the cache:
+/// `<cache>/zoo/<size>-<seed_offset>` (`gapbench zoo build` writes it, experiments read it).
+pub fn cache_dir(cache_root: &std::path::Path, size: &str, seed_offset: u64) -> std::path::PathBuf {
+    cache_root.join("zoo").join(format!("{size}-{seed_offset}"))
+}

@@ -28,6 +28,7 @@
 //! Scores: adjusted Rand index and purity against identity (same weights) and family
 //! (same training run), silhouette of the clustering found.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use linfa::prelude::*;
@@ -124,15 +125,15 @@ fn features(blocks: &[&[Block]]) -> Array2<f64> {
 /// The channels clustered, and how each reads its blocks from a fingerprint.
 const CHANNELS: [&str; 3] = ["identity", "lineage", "mean-direction"];
 
-fn channel_blocks(fp: &Fingerprint, channel: &str) -> Result<Vec<Block>> {
+fn channel_blocks<'a>(fp: &'a Fingerprint, channel: &str) -> Result<Cow<'a, [Block]>> {
     match channel {
-        "identity" => Ok(fp.identity.clone()),
-        "lineage" => Ok(fp.lineage.clone()),
+        "identity" => Ok(Cow::Borrowed(&fp.identity)),
+        "lineage" => Ok(Cow::Borrowed(&fp.lineage)),
         _ => {
             let b = fp.identity.iter().find(|b| b.name == "mean_sketch").ok_or_else(|| {
                 Error::run(format!("fingerprint of `{}` has no mean_sketch block", fp.meta.model_id))
             })?;
-            Ok(vec![unit_rows(b)])
+            Ok(Cow::Owned(vec![unit_rows(b)]))
         }
     }
 }
@@ -321,9 +322,9 @@ pub fn analyse(p: &ClusterParams, seed: u64, samples: &[Sample]) -> Result<Vec<C
         let families: Vec<String> = points.iter().map(|q| q.family.clone()).collect();
         let (id, fam) = (encode(&identities), encode(&families));
         for channel in CHANNELS {
-            let owned: Vec<Vec<Block>> =
+            let per_point: Vec<Cow<[Block]>> =
                 points.iter().map(|q| channel_blocks(&q.fp, channel)).collect::<Result<_>>()?;
-            let blocks: Vec<&[Block]> = owned.iter().map(|b| &b[..]).collect();
+            let blocks: Vec<&[Block]> = per_point.iter().map(|b| b.as_ref()).collect();
             debug_assert!(points.iter().all(|q| q.group == group));
             let x = features(&blocks);
             let dims = p.pca_components.min(x.nrows() - 1).min(x.ncols());

@@ -292,10 +292,10 @@ impl Cache {
     /// The zoo of `size` trained with every seed shifted by `offset` (built into the
     /// cache as `zoo/<size>-<offset>` when missing, as `gapbench zoo build` would).
     pub fn zoo_with_seed_offset(&mut self, size: &str, offset: u64, ctx: &RunContext) -> Result<PathBuf> {
-        if let Some(z) = &self.zoo {
-            return Ok(z.clone());
+        let dir = crate::zoo::cache_dir(&ctx.cache.root, size, offset);
+        if self.zoo.as_ref() == Some(&dir) {
+            return Ok(dir);
         }
-        let dir = ctx.cache.root.join("zoo").join(format!("{size}-{offset}"));
         if !dir.join("manifest.json").is_file() {
             let spec = ZooSpec::by_size(size).with_seed_offset(offset);
             tracing::info!("building the {size} zoo into {} (minutes)", dir.display());
